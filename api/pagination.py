@@ -1,0 +1,47 @@
+"""Keyset pagination: an opaque cursor holding the last id seen, stable under concurrent inserts."""
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from api.problems import ProblemError
+from shared.problems import Problem
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded))["after"]
+        if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
+            return after
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        pass
+    raise ProblemError(Problem("validation-error", 422, "The cursor is not valid.",
+                               {"errors": [{"loc": ["query", "cursor"], "msg": "invalid cursor",
+                                            "type": "cursor_invalid"}]}))
+
+
+def page(rows: list[Any], limit: int, to_item: Any, row_id: Any) -> Page:
+    """Given up to limit+1 rows, the page of `limit` and the cursor to the next one."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=[to_item(r) for r in rows],
+                next_cursor=encode_cursor(row_id(rows[-1])) if more and rows else None)

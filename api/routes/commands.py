@@ -1,0 +1,68 @@
+"""Stock commands and batches: validate, record the job, queue it, answer 202."""
+
+import uuid
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Body, Response, status
+from sqlalchemy import delete
+
+from api.deps import RedisDep, SessionDep
+from api.problems import ProblemError
+from api.schemas import Accepted
+from shared import jobs
+from shared.celery_app import enqueue_job, shard_for
+from shared.models import Job, utcnow
+from shared.problems import Problem
+from shared.schemas.commands import BatchRequest, Command
+from shared.settings import get_settings
+
+router = APIRouter(prefix="/v1")
+
+
+def _accept(session: SessionDep, client: redis.Redis, response: Response, *, kind: str,
+            mode: str | None, payload: Any, first_warehouse: str) -> Accepted:
+    """Commit the job row, then queue it: the row is the durable promise, the message the nudge."""
+    settings = get_settings()
+    job = Job(id=str(uuid.uuid4()), kind=kind, mode=mode, status="queued", payload=payload,
+              shard=shard_for(first_warehouse, settings.shard_count), attempts=0,
+              submitted_at=utcnow())
+    session.add(job)
+    session.commit()
+    try:
+        enqueue_job(job.id, job.shard)
+    except Exception:
+        # Not queued means not accepted: take the row back so nothing applies it later.
+        session.execute(delete(Job).where(Job.id == job.id, Job.status == "queued"))
+        session.commit()
+        raise ProblemError(Problem("unavailable", 503, "The queue is unavailable; retry later."),
+                           {"Retry-After": "5"}) from None
+    try:
+        jobs.publish(client, jobs.from_row(job), settings.job_status_ttl_seconds)
+    except redis.RedisError:
+        pass  # polls fall back to MySQL
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    doc = jobs.from_row(job)
+    return Accepted(job_id=job.id, kind=kind, status="queued", submitted_at=doc["submitted_at"])
+
+
+@router.post("/commands", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+def submit_command(command: Annotated[Command, Body()], session: SessionDep, client: RedisDep,
+                   response: Response) -> Accepted:
+    return _accept(session, client, response, kind="command", mode=None,
+                   payload=command.model_dump(exclude_none=True),
+                   first_warehouse=command.first_warehouse)
+
+
+@router.post("/batches", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+def submit_batch(batch: BatchRequest, session: SessionDep, client: RedisDep,
+                 response: Response) -> Accepted:
+    limit = get_settings().max_batch_lines
+    if len(batch.commands) > limit:
+        raise ProblemError(Problem("payload-too-large", 413,
+                                   f"A batch takes at most {limit} commands; "
+                                   f"this one has {len(batch.commands)}.",
+                                   {"max_batch_lines": limit}))
+    payload = {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]}
+    return _accept(session, client, response, kind="batch", mode=batch.mode, payload=payload,
+                   first_warehouse=batch.commands[0].first_warehouse)

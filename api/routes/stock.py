@@ -1,0 +1,123 @@
+"""Stock levels and the ledger, read straight from the database."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import Select, select
+
+from api.deps import SessionDep
+from api.pagination import Cursor, Limit, Page, decode_cursor, page
+from api.problems import not_found
+from api.schemas import LedgerOut, StockOut
+from shared.clock import parse_utc, rfc3339
+from shared.models import LedgerEntry, Product, StockLevel, Warehouse
+from shared.schemas.commands import LEDGER_TYPES
+
+router = APIRouter(prefix="/v1")
+
+CodeQuery = Annotated[str | None, Query(max_length=64)]
+LedgerType = Literal[LEDGER_TYPES]  # type: ignore[valid-type]
+
+
+def _ids(session: SessionDep, warehouse: str, sku: str) -> tuple[int, int]:
+    warehouse_id = session.scalar(select(Warehouse.id).where(Warehouse.code == warehouse))
+    if warehouse_id is None:
+        raise not_found(f"Warehouse {warehouse!r}")
+    product_id = session.scalar(select(Product.id).where(Product.sku == sku))
+    if product_id is None:
+        raise not_found(f"Product {sku!r}")
+    return warehouse_id, product_id
+
+
+@router.get("/stock", response_model=Page)
+def list_stock(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery = None,
+               limit: Limit = 100, cursor: Cursor = None) -> Page:
+    stmt = (select(StockLevel, Warehouse.code, Product.sku)
+            .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+            .join(Product, Product.id == StockLevel.product_id)
+            .order_by(StockLevel.id).limit(limit + 1))
+    if warehouse is not None:
+        stmt = stmt.where(Warehouse.code == warehouse)
+    if sku is not None:
+        stmt = stmt.where(Product.sku == sku)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(StockLevel.id > after)
+    rows = list(session.execute(stmt))
+    return page(rows, limit,
+                lambda r: StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand,
+                                   version=r[0].version, updated_at=rfc3339(r[0].updated_at)),
+                lambda r: r[0].id)
+
+
+@router.get("/stock/{warehouse}/{sku}", response_model=StockOut)
+def get_stock(warehouse: str, sku: str, session: SessionDep,
+              as_of: datetime | None = None) -> StockOut:
+    warehouse_id, product_id = _ids(session, warehouse, sku)
+    level = session.scalar(select(StockLevel).where(StockLevel.warehouse_id == warehouse_id,
+                                                    StockLevel.product_id == product_id))
+    if level is None:
+        return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
+    if as_of is None:
+        return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, version=level.version,
+                        updated_at=rfc3339(level.updated_at))
+    entry = session.execute(
+        select(LedgerEntry.on_hand_after, LedgerEntry.version, LedgerEntry.recorded_at)
+        .where(LedgerEntry.stock_level_id == level.id,
+               LedgerEntry.recorded_at <= parse_utc(as_of))
+        .order_by(LedgerEntry.id.desc()).limit(1)).first()
+    if entry is None:
+        return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
+    return StockOut(warehouse=warehouse, sku=sku, on_hand=entry[0], version=entry[1],
+                    updated_at=rfc3339(entry[2]))
+
+
+def _ledger_filters(session: SessionDep, stmt: Select, warehouse: str | None,
+                    sku: str | None) -> Select:
+    if warehouse is not None and sku is not None:
+        # One level: served by the (stock_level_id, id) and (stock_level_id, type, id) indexes.
+        level_id = session.scalar(
+            select(StockLevel.id).join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+            .join(Product, Product.id == StockLevel.product_id)
+            .where(Warehouse.code == warehouse, Product.sku == sku))
+        return stmt.where(LedgerEntry.stock_level_id == (level_id or -1))
+    if warehouse is not None:
+        stmt = stmt.where(Warehouse.code == warehouse)
+    if sku is not None:
+        stmt = stmt.where(Product.sku == sku)
+    return stmt
+
+
+@router.get("/ledger", response_model=Page)
+def list_ledger(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery = None,
+                type: LedgerType | None = None,
+                job_id: Annotated[str | None, Query(max_length=36)] = None,
+                since: datetime | None = None, until: datetime | None = None,
+                limit: Limit = 100, cursor: Cursor = None) -> Page:
+    stmt = (select(LedgerEntry, Warehouse.code, Product.sku)
+            .join(StockLevel, StockLevel.id == LedgerEntry.stock_level_id)
+            .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+            .join(Product, Product.id == StockLevel.product_id)
+            .order_by(LedgerEntry.id).limit(limit + 1))
+    stmt = _ledger_filters(session, stmt, warehouse, sku)
+    if type is not None:
+        stmt = stmt.where(LedgerEntry.type == type)
+    if job_id is not None:
+        stmt = stmt.where(LedgerEntry.job_id == job_id)
+    if since is not None:
+        stmt = stmt.where(LedgerEntry.recorded_at >= parse_utc(since))
+    if until is not None:
+        stmt = stmt.where(LedgerEntry.recorded_at < parse_utc(until))
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(LedgerEntry.id > after)
+    rows = list(session.execute(stmt))
+    return page(rows, limit, lambda r: _ledger_out(r[0], r[1], r[2]), lambda r: r[0].id)
+
+
+def _ledger_out(e: LedgerEntry, warehouse: str, sku: str) -> LedgerOut:
+    return LedgerOut(id=e.id, warehouse=warehouse, sku=sku, type=e.type, delta=e.delta,
+                     on_hand_after=e.on_hand_after, version=e.version, job_id=e.job_id,
+                     line=e.line, reference=e.reference, reason=e.reason,
+                     recorded_at=rfc3339(e.recorded_at))

@@ -1,0 +1,18 @@
+"""Time formatting for the API: RFC 3339, UTC, milliseconds, `Z`."""
+
+from datetime import UTC, datetime
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_utc(value: datetime) -> datetime:
+    """An aware or naive (taken as UTC) time as the naive UTC the database holds."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)

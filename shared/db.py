@@ -1,0 +1,53 @@
+"""Engine and session factory; the caller (request or task) owns each transaction."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.settings import get_settings
+
+
+@lru_cache
+def get_engine() -> Engine:
+    """One pooled engine per process. READ COMMITTED so fresh transactions see others' commits."""
+    settings = get_settings()
+    engine = create_engine(
+        settings.database_url,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_size=10,
+        max_overflow=20,
+        isolation_level="READ COMMITTED",
+    )
+    if engine.dialect.name in ("mysql", "mariadb"):
+        lock_wait = settings.lock_wait_timeout_seconds
+
+        @event.listens_for(engine, "connect")
+        def _short_lock_waits(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # A short wait turns a stuck lock into a retryable 1205 instead of a stalled worker.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {int(lock_wait)}")
+
+    return engine
+
+
+@lru_cache
+def get_session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any exception."""
+    session = get_session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

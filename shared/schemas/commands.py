@@ -1,0 +1,101 @@
+"""Stock command shapes. Strict: no "5" for 5, no floats, no unknown fields."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+
+MAX_QUANTITY = 1_000_000_000
+# A level can grow past one command's quantity; counts and expectations may name any sane level.
+MAX_LEVEL = 10**15
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
+Note = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+LEDGER_TYPES = ("receive", "issue", "adjust", "count", "transfer_out", "transfer_in")
+
+
+class CommandBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    reference: Note | None = None
+    reason: Note | None = None
+    expected_on_hand: Level | None = None
+    expected_version: Level | None = None
+
+    def stock_keys(self) -> list[tuple[str, str]]:
+        """The (warehouse code, sku) levels this command touches, source first."""
+        return [(self.warehouse, self.sku)]  # type: ignore[attr-defined]
+
+    @property
+    def first_warehouse(self) -> str:
+        return self.stock_keys()[0][0]
+
+
+class Receive(CommandBase):
+    type: Literal["receive"]
+    warehouse: Code
+    sku: Sku
+    quantity: Quantity
+
+
+class Issue(CommandBase):
+    type: Literal["issue"]
+    warehouse: Code
+    sku: Sku
+    quantity: Quantity
+
+
+class Adjust(CommandBase):
+    type: Literal["adjust"]
+    warehouse: Code
+    sku: Sku
+    delta: Delta
+    reason: Note
+
+    @model_validator(mode="after")
+    def _nonzero(self) -> "Adjust":
+        if self.delta == 0:
+            raise ValueError("delta must not be 0")
+        return self
+
+
+class Count(CommandBase):
+    type: Literal["count"]
+    warehouse: Code
+    sku: Sku
+    on_hand: Level
+
+
+class Transfer(CommandBase):
+    type: Literal["transfer"]
+    from_warehouse: Code
+    to_warehouse: Code
+    sku: Sku
+    quantity: Quantity
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Transfer":
+        if self.from_warehouse == self.to_warehouse:
+            raise ValueError("from_warehouse and to_warehouse must differ")
+        return self
+
+    def stock_keys(self) -> list[tuple[str, str]]:
+        return [(self.from_warehouse, self.sku), (self.to_warehouse, self.sku)]
+
+
+Command = Annotated[Receive | Issue | Adjust | Count | Transfer, Field(discriminator="type")]
+command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
+commands_adapter: TypeAdapter[list[Command]] = TypeAdapter(list[Command])
+
+
+class BatchRequest(BaseModel):
+    """The body of POST /v1/batches; the line limit is checked by the route (413, not 422)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["atomic", "independent"]
+    commands: list[Command] = Field(min_length=1)

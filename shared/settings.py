@@ -1,0 +1,38 @@
+"""Settings for every process, read from the environment or `.env` (pydantic-settings)."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One place for configuration; field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = "mysql+pymysql://root:@127.0.0.1:3306/stock"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = Field(default=None, description="Celery broker; defaults to REDIS_URL")
+
+    # Ordering: commands for one warehouse go to one of SHARD_COUNT queues, each with one consumer.
+    shard_count: int = Field(default=2, ge=1, le=64)
+
+    max_batch_lines: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    job_status_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+
+    # Worker: how long a row lock may be waited for before retrying, and how often to retry.
+    lock_wait_timeout_seconds: int = Field(default=5, ge=1)
+    max_transaction_retries: int = Field(default=8, ge=1)
+    max_job_attempts: int = Field(default=5, ge=1)
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,173 @@
+"""The one place stock changes: apply queued jobs inside the caller's transaction.
+
+Locks the job rows, then every stock level the jobs touch in sorted (warehouse, product) order with
+`SELECT ... FOR UPDATE`, plans every outcome in memory against the locked balances, and writes ledger
+rows, balances and job results with multi-row statements. It never commits: a terminal job status and
+its stock change land in the same commit, so a redelivered job finds itself done and changes nothing.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
+from shared.problems import Problem
+from shared.schemas.commands import Command, command_adapter, commands_adapter
+from shared.stock.planning import Balance, Catalog, JobPlan, Key, RunningBalances
+from shared.stock.planning import plan_batch, plan_single
+from shared.stock.upsert import upsert_levels
+
+TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended, for the job store and the caller."""
+
+    job_id: str
+    kind: str
+    status: str
+    api_key_id: int | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    submitted_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    already_applied: bool = False
+
+
+@dataclass
+class _PendingJob:
+    row: Any
+    commands: list[Command]
+
+
+def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 5) -> list[JobOutcome]:
+    """Apply the given jobs in the given order; return one outcome per known job id."""
+    rows = _lock_jobs(session, job_ids)
+    outcomes: dict[str, JobOutcome] = {}
+    pending: list[_PendingJob] = []
+    for job_id in dict.fromkeys(job_ids):
+        row = rows.get(job_id)
+        if row is None:
+            continue
+        if row.status in TERMINAL:
+            outcomes[job_id] = _outcome(row, row.status, row.result, row.error, row.completed_at,
+                                        already_applied=True)
+        elif row.attempts > max_attempts:
+            problem = Problem("too-many-attempts", 500,
+                              f"Abandoned after {row.attempts - 1} attempts that did not finish.")
+            plan = JobPlan("failed", error=problem.to_dict())
+            outcomes[job_id] = _finish(session, row, plan, utcnow())
+        else:
+            pending.append(_PendingJob(row, _parse(row)))
+    if pending:
+        outcomes.update(_apply_pending(session, pending))
+    return [outcomes[j] for j in dict.fromkeys(job_ids) if j in outcomes]
+
+
+def _lock_jobs(session: Session, job_ids: Iterable[str]) -> dict[str, Any]:
+    stmt = (select(Job).where(Job.id.in_(sorted(set(job_ids)))).order_by(Job.id).with_for_update())
+    return {job.id: job for job in session.scalars(stmt)}
+
+
+def _parse(row: Job) -> list[Command]:
+    if row.kind == "command":
+        return [command_adapter.validate_python(row.payload)]
+    return commands_adapter.validate_python(row.payload["commands"])
+
+
+def _apply_pending(session: Session, pending: list[_PendingJob]) -> dict[str, JobOutcome]:
+    catalog = _load_catalog(session, [c for job in pending for c in job.commands])
+    keys = {key for job in pending for c in job.commands
+            if not isinstance(key_list := catalog.resolve(c), Problem) for key in key_list}
+    level_ids, locked = _lock_levels(session, keys)
+    balances = RunningBalances(locked)
+
+    now = utcnow()
+    outcomes: dict[str, JobOutcome] = {}
+    ledger_rows: list[dict[str, Any]] = []
+    for job in pending:
+        if job.row.kind == "command":
+            plan = plan_single(job.commands[0], catalog, balances)
+        else:
+            plan = plan_batch(job.commands, job.row.mode == "atomic", catalog, balances)
+        ledger_rows.extend(
+            {"stock_level_id": level_ids[m.key], "type": m.type, "delta": m.delta,
+             "on_hand_after": m.on_hand_after, "version": m.version, "job_id": job.row.id,
+             "line": m.line, "reference": m.reference, "reason": m.reason,
+             "api_key_id": job.row.api_key_id, "recorded_at": now}
+            for m in plan.movements)
+        outcomes[job.row.id] = _finish(session, job.row, plan, now)
+
+    if ledger_rows:
+        session.execute(insert(LedgerEntry), ledger_rows)
+        changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
+        upsert_levels(session, changed, now)
+    return outcomes
+
+
+def _load_catalog(session: Session, commands: list[Command]) -> Catalog:
+    codes = {code for c in commands for code, _ in c.stock_keys()}
+    skus = {sku for c in commands for _, sku in c.stock_keys()}
+    warehouses = {code: (wid, active) for wid, code, active in session.execute(
+        select(Warehouse.id, Warehouse.code, Warehouse.active).where(Warehouse.code.in_(codes)))}
+    products = {sku: pid for pid, sku in session.execute(
+        select(Product.id, Product.sku).where(Product.sku.in_(skus)))}
+    return Catalog(warehouses, products)
+
+
+def _lock_levels(session: Session, keys: set[Key]) -> tuple[dict[Key, int], dict[Key, Balance]]:
+    """Lock the levels in (warehouse, product) order, creating the ones that never moved."""
+    found = _select_for_update(session, keys)
+    missing = sorted(keys - found.keys())
+    if missing:
+        # Rows that exist are locked first and new ones after: a rare order break on first use
+        # that InnoDB's deadlock detection and the caller's retry cover.
+        session.execute(
+            insert(StockLevel).prefix_with("IGNORE", dialect=("mysql", "mariadb"))
+            .prefix_with("OR IGNORE", dialect="sqlite"),
+            [{"warehouse_id": w, "product_id": p, "on_hand": 0, "version": 0,
+              "updated_at": utcnow()} for w, p in missing])
+        found.update(_select_for_update(session, set(missing)))
+    ids = {key: level_id for key, (level_id, _) in found.items()}
+    return ids, {key: balance for key, (_, balance) in found.items()}
+
+
+def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance]]:
+    by_warehouse: dict[int, list[int]] = defaultdict(list)
+    for warehouse_id, product_id in keys:
+        by_warehouse[warehouse_id].append(product_id)
+    found: dict[Key, tuple[int, Balance]] = {}
+    for warehouse_id in sorted(by_warehouse):
+        stmt = (select(StockLevel.id, StockLevel.product_id, StockLevel.on_hand, StockLevel.version)
+                .where(StockLevel.warehouse_id == warehouse_id,
+                       StockLevel.product_id.in_(sorted(by_warehouse[warehouse_id])))
+                .order_by(StockLevel.product_id)
+                .with_for_update())
+        for level_id, product_id, on_hand, version in session.execute(stmt):
+            found[(warehouse_id, product_id)] = (level_id, Balance(on_hand, version))
+    return found
+
+
+def _finish(session: Session, row: Job, plan: JobPlan, now: datetime) -> JobOutcome:
+    session.execute(
+        update(Job.__table__).where(Job.__table__.c.id == row.id)
+        .values(status=plan.status, result=plan.result, error=plan.error, completed_at=now,
+                started_at=row.started_at or now))
+    if plan.failed_lines:
+        session.execute(insert(JobLine), [
+            {"job_id": row.id, "line": line, "error": problem.at_line(line).to_dict()}
+            for line, problem in plan.failed_lines])
+    return _outcome(row, plan.status, plan.result, plan.error, now)
+
+
+def _outcome(row: Job, status: str, result: Any, error: Any, completed_at: datetime | None,
+             already_applied: bool = False) -> JobOutcome:
+    return JobOutcome(row.id, row.kind, status, row.api_key_id, result, error, row.submitted_at,
+                      row.started_at or completed_at, completed_at, already_applied)
