@@ -4,6 +4,7 @@
 """
 
 import time
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from shared.settings import get_settings
 
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def create_database_if_missing(url: str, wait_seconds: float = 60.0) -> None:
@@ -37,7 +39,8 @@ def create_database_if_missing(url: str, wait_seconds: float = 60.0) -> None:
 
 
 def upgrade(url: str) -> None:
-    config = Config("alembic.ini")
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
 

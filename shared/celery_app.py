@@ -7,7 +7,6 @@ from celery import Celery
 from shared.settings import get_settings
 
 APPLY_TASK = "stock.apply_job"
-QUEUE_PREFIX = "stock"
 
 
 def shard_for(warehouse_code: str, shard_count: int) -> int:
@@ -16,7 +15,11 @@ def shard_for(warehouse_code: str, shard_count: int) -> int:
 
 
 def queue_name(shard: int) -> str:
-    return f"{QUEUE_PREFIX}.{shard}"
+    return f"{get_settings().queue_prefix}.{shard}"
+
+
+def all_queues() -> list[str]:
+    return [queue_name(i) for i in range(get_settings().shard_count)]
 
 
 def make_celery() -> Celery:

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
 
     # Ordering: commands for one warehouse go to one of SHARD_COUNT queues, each with one consumer.
     shard_count: int = Field(default=2, ge=1, le=64)
+    queue_prefix: str = Field(default="stock", pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
     max_batch_lines: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -9,8 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import ProblemError, not_found
-from api.schemas import (ProductCreate, ProductOut, ProductUpdate, WarehouseCreate, WarehouseOut,
-                         WarehouseUpdate)
+from api.schemas import (
+    ProductCreate,
+    ProductOut,
+    ProductUpdate,
+    WarehouseCreate,
+    WarehouseOut,
+    WarehouseUpdate,
+)
 from shared.clock import rfc3339
 from shared.models import Product, Warehouse
 from shared.problems import Problem

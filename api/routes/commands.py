@@ -29,6 +29,12 @@ def _accept(session: SessionDep, client: redis.Redis, response: Response, *, kin
               submitted_at=utcnow())
     session.add(job)
     session.commit()
+    doc = jobs.from_row(job)
+    try:
+        # Before queuing: once queued, the worker's later status must not be overwritten.
+        jobs.publish(client, doc, settings.job_status_ttl_seconds)
+    except redis.RedisError:
+        pass  # polls fall back to MySQL
     try:
         enqueue_job(job.id, job.shard)
     except Exception:
@@ -37,12 +43,7 @@ def _accept(session: SessionDep, client: redis.Redis, response: Response, *, kin
         session.commit()
         raise ProblemError(Problem("unavailable", 503, "The queue is unavailable; retry later."),
                            {"Retry-After": "5"}) from None
-    try:
-        jobs.publish(client, jobs.from_row(job), settings.job_status_ttl_seconds)
-    except redis.RedisError:
-        pass  # polls fall back to MySQL
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    doc = jobs.from_row(job)
     return Accepted(job_id=job.id, kind=kind, status="queued", submitted_at=doc["submitted_at"])
 
 

