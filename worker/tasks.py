@@ -41,6 +41,8 @@ def run_jobs(job_ids: Sequence[str]) -> list[JobOutcome]:
         lambda s: apply_jobs(s, job_ids, max_attempts=settings.max_job_attempts),
         max_lock_retries=settings.max_transaction_retries)
     for outcome in outcomes:
+        if outcome.already_applied:
+            log.info("job %s was already applied; redelivery changed nothing", outcome.job_id)
         try:
             jobs.publish(client, jobs.from_outcome(outcome), settings.job_status_ttl_seconds)
         except redis.RedisError:

@@ -1,0 +1,74 @@
+"""Transfers both ways at once never deadlock the system; a message delivered twice applies once."""
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from sqlalchemy import func, select
+
+from shared.celery_app import enqueue_job
+from shared.models import Job, LedgerEntry
+from tests.e2e.conftest import assert_books_balance
+from tests.support.client import create_catalog, submit, unique, wait_for_jobs
+
+
+def _on_hand(client: httpx.Client, warehouse: str, sku: str) -> int:
+    return client.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"]
+
+
+def test_transfers_in_both_directions_conserve_the_total(client, api_url, db):
+    a, b, skus = unique("A"), unique("B"), [unique("SKU") for _ in range(3)]
+    create_catalog(client, [a, b], skus)
+    opening = [submit(client, {"type": "receive", "warehouse": w, "sku": s, "quantity": 100})
+               for w in (a, b) for s in skus]
+    assert all(r["status"] == "succeeded" for r in wait_for_jobs(client, opening).values())
+
+    def send(seed: int) -> list[str]:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=api_url, timeout=30) as own:
+            return [submit(own, {"type": "transfer", "from_warehouse": src, "to_warehouse": dst,
+                                 "sku": rng.choice(skus), "quantity": rng.randint(1, 30)})
+                    for src, dst in (rng.choice([(a, b), (b, a)]) for _ in range(25))]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        job_ids = [j for chunk in pool.map(send, range(8)) for j in chunk]
+
+    results = wait_for_jobs(client, job_ids, timeout=120)
+    statuses = {r["status"] for r in results.values()}
+    assert statuses <= {"succeeded", "failed"}
+    assert any(r["status"] == "succeeded" for r in results.values())
+    failures = {r["error"]["type"] for r in results.values() if r["status"] == "failed"}
+    assert failures <= {"/problems/insufficient-stock"}  # never a deadlock or lock timeout
+
+    for sku in skus:
+        assert _on_hand(client, a, sku) + _on_hand(client, b, sku) == 200
+    assert_books_balance(db)
+
+
+def _redeliveries_seen(workers: list, job_id: str) -> int:
+    return sum(w.log_path.read_text().count(f"job {job_id} was already applied") for w in workers)
+
+
+def test_a_job_delivered_twice_changes_stock_once(client, db, workers):
+    warehouse, sku = unique("W"), unique("SKU")
+    create_catalog(client, [warehouse], [sku])
+    job_id = submit(client, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 7})
+    first = wait_for_jobs(client, [job_id])[job_id]
+
+    # The same message again, twice, as a broker redelivery would send it.
+    shard = db.scalar(select(Job.shard).where(Job.id == job_id))
+    enqueue_job(job_id, shard)
+    enqueue_job(job_id, shard)
+    deadline = time.monotonic() + 30
+    while _redeliveries_seen(workers, job_id) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _redeliveries_seen(workers, job_id) == 2
+    assert client.get(f"/v1/jobs/{job_id}").json()["result"] == first["result"]
+
+    db.rollback()
+    entries = db.scalar(select(func.count()).select_from(LedgerEntry)
+                        .where(LedgerEntry.job_id == job_id))
+    assert entries == 1
+    assert _on_hand(client, warehouse, sku) == 7
+    assert_books_balance(db)
