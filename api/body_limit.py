@@ -2,6 +2,7 @@
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.problems import Problem
@@ -31,7 +32,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,5 +56,9 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """An HTTPException because FastAPI's body reader passes those on but turns any other error
+    into a 400; the app's handler then answers 413 (a chunked body has no Content-Length)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The body is over {max_bytes} bytes.")

@@ -58,8 +58,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
-            exc.status_code, "http-error")
+        # FastAPI's only 400 is a body it could not parse (bad UTF-8, too deep, too long a number).
+        slug = {400: "malformed-json", 404: "not-found", 405: "method-not-allowed",
+                413: "payload-too-large"}.get(exc.status_code, "http-error")
         return problem_response(Problem(slug, exc.status_code, str(exc.detail)),
                                 getattr(exc, "headers", None))
 

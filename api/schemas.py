@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from shared.clock import parse_utc
 from shared.schemas.commands import Code, Sku
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -86,4 +87,15 @@ class Accepted(BaseModel):
     submitted_at: str
 
 
-AsOf = datetime
+def _to_shown_millisecond(value: datetime) -> datetime:
+    """Naive UTC as the database holds it, cut to the millisecond the API shows times in, so a
+    time copied from a response (`recorded_at`) names the same instant it was shown for."""
+    try:
+        value = parse_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("time is out of range") from None
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+# A time in a query (as_of, since, until); out of range is a 422, not a 500.
+QueryTime = Annotated[datetime, AfterValidator(_to_shown_millisecond)]

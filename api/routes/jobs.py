@@ -1,20 +1,75 @@
-"""Job status: the async request-reply status resource."""
+"""Job status (the async request-reply status resource) and a batch's lines."""
 
-from typing import Any
+from collections import defaultdict
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.deps import RedisDep, SessionDep
+from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
 from shared import jobs
+from shared.models import JobLine, LedgerEntry
 
 router = APIRouter(prefix="/v1")
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, client: RedisDep) -> dict[str, Any]:
+def _visible_job(session: Session, client: Any, job_id: str) -> dict[str, Any]:
     doc = jobs.read(client, session, job_id)
     if doc is None:
         raise not_found(f"Job {job_id!r}")
     doc.pop("owner", None)
     return doc
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, session: SessionDep, client: RedisDep) -> dict[str, Any]:
+    return _visible_job(session, client, job_id)
+
+
+def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    rows = session.execute(select(JobLine.line, JobLine.error)
+                           .where(JobLine.job_id == job_id, JobLine.line > after)
+                           .order_by(JobLine.line).limit(limit))
+    return [{"line": line, "status": "failed", "error": error} for line, error in rows]
+
+
+def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Succeeded lines are not stored twice: their ledger entries are their result."""
+    cap = 2 * limit + 1  # a transfer line has two entries
+    entries = session.execute(
+        select(LedgerEntry.line, LedgerEntry.type, LedgerEntry.on_hand_after, LedgerEntry.version)
+        .where(LedgerEntry.job_id == job_id, LedgerEntry.line > after)
+        .order_by(LedgerEntry.line, LedgerEntry.id).limit(cap)).all()
+    by_line: dict[int, dict[str, Any]] = defaultdict(dict)
+    for line, kind, on_hand_after, version in entries:
+        level = {"on_hand_after": on_hand_after, "version_after": version}
+        side = {"transfer_out": "from", "transfer_in": "to"}.get(kind)
+        if side:
+            by_line[line][side] = level
+        else:
+            by_line[line].update(level)
+    lines = sorted(by_line)
+    if len(entries) == cap:
+        lines = lines[:-1]  # the last line may have been cut in half by the cap
+    return [{"line": line, "status": "succeeded", "result": by_line[line]} for line in lines]
+
+
+@router.get("/jobs/{job_id}/lines", response_model=Page)
+def list_job_lines(job_id: str, session: SessionDep, client: RedisDep,
+                   status: Annotated[Literal["failed", "succeeded"] | None, Query()] = None,
+                   limit: Limit = 100, cursor: Cursor = None) -> Page:
+    _visible_job(session, client, job_id)
+    after = decode_cursor(cursor)
+    after = -1 if after is None else after
+    items: list[dict[str, Any]] = []
+    if status in (None, "failed"):
+        items += _failed_lines(session, job_id, after, limit + 1)
+    if status in (None, "succeeded"):
+        items += _succeeded_lines(session, job_id, after, limit + 1)
+    items.sort(key=lambda item: item["line"])
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items=items, next_cursor=encode_cursor(items[-1]["line"]) if more else None)

@@ -9,8 +9,8 @@ from sqlalchemy import Select, select
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import not_found
-from api.schemas import LedgerOut, StockOut
-from shared.clock import parse_utc, rfc3339
+from api.schemas import LedgerOut, QueryTime, StockOut
+from shared.clock import rfc3339
 from shared.models import LedgerEntry, Product, StockLevel, Warehouse
 from shared.schemas.commands import LEDGER_TYPES
 
@@ -53,7 +53,7 @@ def list_stock(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery 
 
 @router.get("/stock/{warehouse}/{sku}", response_model=StockOut)
 def get_stock(warehouse: str, sku: str, session: SessionDep,
-              as_of: datetime | None = None) -> StockOut:
+              as_of: QueryTime | None = None) -> StockOut:
     warehouse_id, product_id = _ids(session, warehouse, sku)
     level = session.scalar(select(StockLevel).where(StockLevel.warehouse_id == warehouse_id,
                                                     StockLevel.product_id == product_id))
@@ -65,12 +65,17 @@ def get_stock(warehouse: str, sku: str, session: SessionDep,
     entry = session.execute(
         select(LedgerEntry.on_hand_after, LedgerEntry.version, LedgerEntry.recorded_at)
         .where(LedgerEntry.stock_level_id == level.id,
-               LedgerEntry.recorded_at <= parse_utc(as_of))
+               LedgerEntry.recorded_at <= _end_of_millisecond(as_of))
         .order_by(LedgerEntry.id.desc()).limit(1)).first()
     if entry is None:
         return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
     return StockOut(warehouse=warehouse, sku=sku, on_hand=entry[0], version=entry[1],
                     updated_at=rfc3339(entry[2]))
+
+
+def _end_of_millisecond(value: datetime) -> datetime:
+    """as_of names a whole millisecond (the precision shown): moves recorded within it count."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000 + 999)
 
 
 def _ledger_filters(session: SessionDep, stmt: Select, warehouse: str | None,
@@ -93,7 +98,7 @@ def _ledger_filters(session: SessionDep, stmt: Select, warehouse: str | None,
 def list_ledger(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery = None,
                 type: LedgerType | None = None,
                 job_id: Annotated[str | None, Query(max_length=36)] = None,
-                since: datetime | None = None, until: datetime | None = None,
+                since: QueryTime | None = None, until: QueryTime | None = None,
                 limit: Limit = 100, cursor: Cursor = None) -> Page:
     stmt = (select(LedgerEntry, Warehouse.code, Product.sku)
             .join(StockLevel, StockLevel.id == LedgerEntry.stock_level_id)
@@ -106,9 +111,9 @@ def list_ledger(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery
     if job_id is not None:
         stmt = stmt.where(LedgerEntry.job_id == job_id)
     if since is not None:
-        stmt = stmt.where(LedgerEntry.recorded_at >= parse_utc(since))
+        stmt = stmt.where(LedgerEntry.recorded_at >= since)
     if until is not None:
-        stmt = stmt.where(LedgerEntry.recorded_at < parse_utc(until))
+        stmt = stmt.where(LedgerEntry.recorded_at < until)
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(LedgerEntry.id > after)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
@@ -93,7 +93,7 @@ def _apply_pending(session: Session, pending: list[_PendingJob]) -> dict[str, Jo
     catalog = _load_catalog(session, [c for job in pending for c in job.commands])
     keys = {key for job in pending for c in job.commands
             if not isinstance(key_list := catalog.resolve(c), Problem) for key in key_list}
-    level_ids, locked = _lock_levels(session, keys)
+    level_ids, locked, created = _lock_levels(session, keys)
     balances = RunningBalances(locked)
 
     now = utcnow()
@@ -112,10 +112,15 @@ def _apply_pending(session: Session, pending: list[_PendingJob]) -> dict[str, Jo
             for m in plan.movements)
         outcomes[job.row.id] = _finish(session, job.row, plan, now)
 
+    changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
     if ledger_rows:
         session.execute(insert(LedgerEntry), ledger_rows)
-        changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
         upsert_levels(session, changed, now)
+    # A level created for a command that then failed would be a write by a failed job: take it back.
+    unused = [level_ids[k] for k in created if level_ids[k] not in changed]
+    if unused:
+        # version 0 guards a row another transaction created and moved meanwhile.
+        session.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0))
     return outcomes
 
 
@@ -129,8 +134,10 @@ def _load_catalog(session: Session, commands: list[Command]) -> Catalog:
     return Catalog(warehouses, products)
 
 
-def _lock_levels(session: Session, keys: set[Key]) -> tuple[dict[Key, int], dict[Key, Balance]]:
-    """Lock the levels in (warehouse, product) order, creating the ones that never moved."""
+def _lock_levels(session: Session, keys: set[Key]
+                 ) -> tuple[dict[Key, int], dict[Key, Balance], list[Key]]:
+    """Lock the levels in (warehouse, product) order, creating the ones that never moved.
+    Returns level ids, locked balances, and the keys whose rows this transaction created."""
     found = _select_for_update(session, keys)
     missing = sorted(keys - found.keys())
     if missing:
@@ -143,7 +150,7 @@ def _lock_levels(session: Session, keys: set[Key]) -> tuple[dict[Key, int], dict
               "updated_at": utcnow()} for w, p in missing])
         found.update(_select_for_update(session, set(missing)))
     ids = {key: level_id for key, (level_id, _) in found.items()}
-    return ids, {key: balance for key, (_, balance) in found.items()}
+    return ids, {key: balance for key, (_, balance) in found.items()}, missing
 
 
 def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance]]:
