@@ -8,8 +8,8 @@ one process with plain multi-row SQL under the same locks.
 import argparse
 import json
 import time
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import bindparam, create_engine, text
