@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,9 @@ class Settings(BaseSettings):
     database_url: str = "mysql+pymysql://root:@127.0.0.1:3306/stock"
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = Field(default=None, description="Celery broker; defaults to REDIS_URL")
+
+    # Keyed hash of API keys; losing it invalidates every key. bin/run writes one to .env.
+    api_key_pepper: SecretStr | None = None
 
     # Ordering: commands for one warehouse go to one of SHARD_COUNT queues, each with one consumer.
     shard_count: int = Field(default=2, ge=1, le=64)

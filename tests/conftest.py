@@ -13,6 +13,7 @@ os.environ.setdefault("DATABASE_URL", f"mysql+pymysql://root:@127.0.0.1:3306/sto
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("QUEUE_PREFIX", f"stock-{RUN}")
 os.environ.setdefault("SHARD_COUNT", "2")
+os.environ.setdefault("API_KEY_PEPPER", f"test-pepper-{RUN}")
 
 import pytest  # noqa: E402
 import redis  # noqa: E402

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from api.auth import Reader, Writer
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import ProblemError, not_found
@@ -52,14 +53,14 @@ def _list(session: SessionDep, model: Any, limit: int, cursor: str | None) -> li
 
 
 @router.post("/warehouses", status_code=status.HTTP_201_CREATED, response_model=WarehouseOut)
-def create_warehouse(body: WarehouseCreate, session: SessionDep) -> WarehouseOut:
+def create_warehouse(body: WarehouseCreate, session: SessionDep, _: Writer) -> WarehouseOut:
     warehouse = Warehouse(code=body.code, name=body.name, address=body.address, active=True)
     _create(session, warehouse, f"Warehouse {body.code!r}")
     return warehouse_out(warehouse)
 
 
 @router.get("/warehouses", response_model=Page)
-def list_warehouses(session: SessionDep, limit: Limit = 100, cursor: Cursor = None) -> Page:
+def list_warehouses(session: SessionDep, _: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page:
     return page(_list(session, Warehouse, limit, cursor), limit, warehouse_out, lambda w: w.id)
 
 
@@ -71,12 +72,12 @@ def _warehouse(session: SessionDep, code: str) -> Warehouse:
 
 
 @router.get("/warehouses/{code}", response_model=WarehouseOut)
-def get_warehouse(code: str, session: SessionDep) -> WarehouseOut:
+def get_warehouse(code: str, session: SessionDep, _: Reader) -> WarehouseOut:
     return warehouse_out(_warehouse(session, code))
 
 
 @router.patch("/warehouses/{code}", response_model=WarehouseOut)
-def update_warehouse(code: str, body: WarehouseUpdate, session: SessionDep) -> WarehouseOut:
+def update_warehouse(code: str, body: WarehouseUpdate, session: SessionDep, _: Writer) -> WarehouseOut:
     warehouse = _warehouse(session, code)
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is None and field != "address":
@@ -89,14 +90,14 @@ def update_warehouse(code: str, body: WarehouseUpdate, session: SessionDep) -> W
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-def create_product(body: ProductCreate, session: SessionDep) -> ProductOut:
+def create_product(body: ProductCreate, session: SessionDep, _: Writer) -> ProductOut:
     product = Product(sku=body.sku, name=body.name, unit=body.unit)
     _create(session, product, f"Product {body.sku!r}")
     return product_out(product)
 
 
 @router.get("/products", response_model=Page)
-def list_products(session: SessionDep, limit: Limit = 100, cursor: Cursor = None) -> Page:
+def list_products(session: SessionDep, _: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page:
     return page(_list(session, Product, limit, cursor), limit, product_out, lambda p: p.id)
 
 
@@ -108,12 +109,12 @@ def _product(session: SessionDep, sku: str) -> Product:
 
 
 @router.get("/products/{sku}", response_model=ProductOut)
-def get_product(sku: str, session: SessionDep) -> ProductOut:
+def get_product(sku: str, session: SessionDep, _: Reader) -> ProductOut:
     return product_out(_product(session, sku))
 
 
 @router.patch("/products/{sku}", response_model=ProductOut)
-def update_product(sku: str, body: ProductUpdate, session: SessionDep) -> ProductOut:
+def update_product(sku: str, body: ProductUpdate, session: SessionDep, _: Writer) -> ProductOut:
     product = _product(session, sku)
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is None:

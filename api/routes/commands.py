@@ -7,10 +7,12 @@ import redis
 from fastapi import APIRouter, Body, Response, status
 from sqlalchemy import delete
 
+from api.auth import Writer
 from api.deps import RedisDep, SessionDep
 from api.problems import ProblemError
 from api.schemas import Accepted
 from shared import jobs
+from shared.api_keys import Principal
 from shared.celery_app import enqueue_job, shard_for
 from shared.models import Job, utcnow
 from shared.problems import Problem
@@ -20,12 +22,13 @@ from shared.settings import get_settings
 router = APIRouter(prefix="/v1")
 
 
-def _accept(session: SessionDep, client: redis.Redis, response: Response, *, kind: str,
-            mode: str | None, payload: Any, first_warehouse: str) -> Accepted:
+def _accept(session: SessionDep, client: redis.Redis, response: Response, principal: Principal, *,
+            kind: str, mode: str | None, payload: Any, first_warehouse: str) -> Accepted:
     """Commit the job row, then queue it: the row is the durable promise, the message the nudge."""
     settings = get_settings()
     job = Job(id=str(uuid.uuid4()), kind=kind, mode=mode, status="queued", payload=payload,
               shard=shard_for(first_warehouse, settings.shard_count), attempts=0,
+              api_key_id=principal.key_id,
               submitted_at=utcnow())
     session.add(job)
     session.commit()
@@ -49,15 +52,15 @@ def _accept(session: SessionDep, client: redis.Redis, response: Response, *, kin
 
 @router.post("/commands", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def submit_command(command: Annotated[Command, Body()], session: SessionDep, client: RedisDep,
-                   response: Response) -> Accepted:
-    return _accept(session, client, response, kind="command", mode=None,
+                   response: Response, principal: Writer) -> Accepted:
+    return _accept(session, client, response, principal, kind="command", mode=None,
                    payload=command.model_dump(exclude_none=True),
                    first_warehouse=command.first_warehouse)
 
 
 @router.post("/batches", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def submit_batch(batch: BatchRequest, session: SessionDep, client: RedisDep,
-                 response: Response) -> Accepted:
+                 response: Response, principal: Writer) -> Accepted:
     limit = get_settings().max_batch_lines
     if len(batch.commands) > limit:
         raise ProblemError(Problem("payload-too-large", 413,
@@ -65,5 +68,5 @@ def submit_batch(batch: BatchRequest, session: SessionDep, client: RedisDep,
                                    f"this one has {len(batch.commands)}.",
                                    {"max_batch_lines": limit}))
     payload = {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]}
-    return _accept(session, client, response, kind="batch", mode=batch.mode, payload=payload,
+    return _accept(session, client, response, principal, kind="batch", mode=batch.mode, payload=payload,
                    first_warehouse=batch.commands[0].first_warehouse)

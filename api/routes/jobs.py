@@ -7,26 +7,29 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.auth import Reader
 from api.deps import RedisDep, SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
 from shared import jobs
+from shared.api_keys import Principal
 from shared.models import JobLine, LedgerEntry
 
 router = APIRouter(prefix="/v1")
 
 
-def _visible_job(session: Session, client: Any, job_id: str) -> dict[str, Any]:
+def _visible_job(session: Session, client: Any, job_id: str, principal: Principal) -> dict[str, Any]:
+    """The job, if this key submitted it or is an admin key; another key's job is a 404, not a 403,
+    so job ids do not leak across partners."""
     doc = jobs.read(client, session, job_id)
-    if doc is None:
+    if doc is None or (doc.pop("owner", None) != principal.key_id and not principal.is_admin):
         raise not_found(f"Job {job_id!r}")
-    doc.pop("owner", None)
     return doc
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, client: RedisDep) -> dict[str, Any]:
-    return _visible_job(session, client, job_id)
+def get_job(job_id: str, session: SessionDep, client: RedisDep, principal: Reader) -> dict[str, Any]:
+    return _visible_job(session, client, job_id, principal)
 
 
 def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
@@ -58,10 +61,10 @@ def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> l
 
 
 @router.get("/jobs/{job_id}/lines", response_model=Page)
-def list_job_lines(job_id: str, session: SessionDep, client: RedisDep,
+def list_job_lines(job_id: str, session: SessionDep, client: RedisDep, principal: Reader,
                    status: Annotated[Literal["failed", "succeeded"] | None, Query()] = None,
                    limit: Limit = 100, cursor: Cursor = None) -> Page:
-    _visible_job(session, client, job_id)
+    _visible_job(session, client, job_id, principal)
     after = decode_cursor(cursor)
     after = -1 if after is None else after
     items: list[dict[str, Any]] = []

@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Select, select
 
+from api.auth import require
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import not_found
@@ -14,7 +15,8 @@ from shared.clock import rfc3339
 from shared.models import LedgerEntry, Product, StockLevel, Warehouse
 from shared.schemas.commands import LEDGER_TYPES
 
-router = APIRouter(prefix="/v1")
+# Every route here is a read.
+router = APIRouter(prefix="/v1", dependencies=[Depends(require("read"))])
 
 CodeQuery = Annotated[str | None, Query(max_length=64)]
 LedgerType = Literal[LEDGER_TYPES]  # type: ignore[valid-type]

@@ -6,7 +6,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.db import get_session_factory
+from shared.api_keys import create_key
+from shared.db import get_session_factory, session_scope
 from shared.stock.reconcile import find_mismatches
 from tests.support.processes import start_api, start_worker
 
@@ -27,9 +28,20 @@ def workers(api_url: str) -> Iterator[list]:
         w.stop()
 
 
+def make_key(scopes: set[str], name: str = "test") -> str:
+    with session_scope() as session:
+        return create_key(session, name=name, scopes=frozenset(scopes))
+
+
+@pytest.fixture(scope="session")
+def auth() -> dict[str, str]:
+    """Headers of a read+write key: what an integration has."""
+    return {"Authorization": f"Bearer {make_key({'read', 'write'}, 'integration')}"}
+
+
 @pytest.fixture
-def client(api_url: str, workers: list) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=30) as c:
+def client(api_url: str, workers: list, auth: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url, timeout=30, headers=auth) as c:
         yield c
 
 

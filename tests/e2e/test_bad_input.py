@@ -19,10 +19,10 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def known(api_url: str, workers: list) -> dict[str, str]:
+def known(api_url: str, workers: list, auth: dict[str, str]) -> dict[str, str]:
     """A warehouse and a product that exist, so only the one bad field is wrong in each case."""
     names = {"w": unique("BADW"), "s": unique("BADS")}
-    with httpx.Client(base_url=api_url, timeout=30) as c:
+    with httpx.Client(base_url=api_url, timeout=30, headers=auth) as c:
         create_catalog(c, [names["w"]], [names["s"]])
     return names
 

@@ -104,14 +104,14 @@ def test_independent_batch_applies_every_good_line_and_reports_the_bad_one(clien
     assert_books_balance(db)
 
 
-def test_batches_touching_the_same_skus_in_opposite_orders_run_together(client, db, catalog, api_url):
+def test_batches_touching_the_same_skus_in_opposite_orders_run_together(client, db, catalog, api_url, auth):
     warehouse, skus = catalog
     skus = skus[:300]
     forward = [{"type": "receive", "warehouse": warehouse, "sku": s, "quantity": 2} for s in skus]
     backward = [{"type": "receive", "warehouse": warehouse, "sku": s, "quantity": 3} for s in skus[::-1]]
 
     def send(commands: list[dict]) -> str:
-        with httpx.Client(base_url=api_url, timeout=60) as own:
+        with httpx.Client(base_url=api_url, timeout=60, headers=auth) as own:
             return _submit_batch(own, "atomic", commands)
 
     with ThreadPoolExecutor(max_workers=8) as pool:

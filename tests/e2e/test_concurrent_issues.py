@@ -10,7 +10,7 @@ from tests.e2e.conftest import assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
 
 
-def test_200_concurrent_issues_against_50_units_sell_exactly_50(client, api_url, db):
+def test_200_concurrent_issues_against_50_units_sell_exactly_50(client, api_url, db, auth):
     warehouse, sku = unique("W"), unique("SKU")
     create_catalog(client, [warehouse], [sku])
     receive = submit(client, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 50})
@@ -19,7 +19,7 @@ def test_200_concurrent_issues_against_50_units_sell_exactly_50(client, api_url,
     issue = {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 1}
 
     def send_many(n: int) -> list[str]:
-        with httpx.Client(base_url=api_url, timeout=30) as own:  # a client of its own
+        with httpx.Client(base_url=api_url, timeout=30, headers=auth) as own:  # a client of its own
             return [submit(own, issue) for _ in range(n)]
 
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -17,7 +17,7 @@ def _on_hand(client: httpx.Client, warehouse: str, sku: str) -> int:
     return client.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"]
 
 
-def test_transfers_in_both_directions_conserve_the_total(client, api_url, db):
+def test_transfers_in_both_directions_conserve_the_total(client, api_url, db, auth):
     a, b, skus = unique("A"), unique("B"), [unique("SKU") for _ in range(3)]
     create_catalog(client, [a, b], skus)
     opening = [submit(client, {"type": "receive", "warehouse": w, "sku": s, "quantity": 100})
@@ -26,7 +26,7 @@ def test_transfers_in_both_directions_conserve_the_total(client, api_url, db):
 
     def send(seed: int) -> list[str]:
         rng = random.Random(seed)
-        with httpx.Client(base_url=api_url, timeout=30) as own:
+        with httpx.Client(base_url=api_url, timeout=30, headers=auth) as own:
             return [submit(own, {"type": "transfer", "from_warehouse": src, "to_warehouse": dst,
                                  "sku": rng.choice(skus), "quantity": rng.randint(1, 30)})
                     for src, dst in (rng.choice([(a, b), (b, a)]) for _ in range(25))]

@@ -1,0 +1,83 @@
+"""API keys: generated once, stored only as a keyed hash (HMAC-SHA256 with a server-side pepper),
+compared in constant time. A key reads `sk_<prefix>_<secret>`; the prefix finds the row."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared.models import ApiKey, utcnow
+from shared.settings import get_settings
+
+SCOPES = ("read", "write", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id and scopes. `admin` may do everything."""
+
+    key_id: int
+    name: str
+    scopes: frozenset[str]
+
+    def can(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+
+def _pepper() -> bytes:
+    pepper = get_settings().api_key_pepper
+    if pepper is None or not pepper.get_secret_value():
+        raise RuntimeError("API_KEY_PEPPER is not set; bin/run writes one to .env on first start")
+    return pepper.get_secret_value().encode()
+
+
+def hash_secret(secret: str) -> str:
+    return hmac.new(_pepper(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = scopes - set(SCOPES)
+    if not scopes or unknown:
+        raise ValueError(f"scopes must be a comma-separated subset of {', '.join(SCOPES)}")
+    return scopes
+
+
+def create_key(session: Session, *, name: str, scopes: frozenset[str]) -> str:
+    """Store a new key and return it in full: the only time it is ever seen."""
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    session.add(ApiKey(name=name, prefix=prefix, secret_hash=hash_secret(secret),
+                       scopes=",".join(sorted(scopes)), created_at=utcnow()))
+    session.flush()
+    return f"sk_{prefix}_{secret}"
+
+
+def revoke_key(session: Session, *, prefix: str) -> bool:
+    result = session.execute(update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+                             .values(revoked_at=utcnow()))
+    return result.rowcount == 1
+
+
+def has_active_admin(session: Session) -> bool:
+    keys = session.scalars(select(ApiKey.scopes).where(ApiKey.revoked_at.is_(None)))
+    return any("admin" in scopes.split(",") for scopes in keys)
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """The principal for a presented key, or None if it is malformed, unknown, wrong or revoked."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "sk" or not parts[1] or not parts[2] or len(token) > 200:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    expected = key.secret_hash if key else hash_secret("not-a-key")  # same work either way
+    if not hmac.compare_digest(expected, hash_secret(parts[2])) or key is None or key.revoked_at:
+        return None
+    return Principal(key.id, key.name, frozenset(key.scopes.split(",")))
