@@ -6,11 +6,11 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from shared.clock import parse_utc
-from shared.schemas.commands import Code, Sku
+from shared.schemas.commands import PRINTABLE, Code, Sku
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Address = Annotated[str, StringConstraints(max_length=500)]
-Unit = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
+Address = Annotated[str, StringConstraints(max_length=500, pattern=PRINTABLE)]
+Unit = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
 
 
 class StrictBody(BaseModel):

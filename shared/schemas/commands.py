@@ -13,7 +13,9 @@ Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
-Note = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Free text: any printable characters; control characters (NUL, escapes) have no business in a name.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Note = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
 
 LEDGER_TYPES = ("receive", "issue", "adjust", "count", "transfer_out", "transfer_in")
 
