@@ -1,5 +1,6 @@
 """Every error the API returns is RFC 9457 problem+json; nothing else leaks (no traces, no SQL)."""
 
+import json
 import logging
 from typing import Any
 
@@ -7,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from shared.problems import Problem
 
@@ -44,6 +46,94 @@ def validation_problem(errors: list[dict[str, Any]]) -> Problem:
                    {"errors": cleaned})
 
 
+# What each error status means, for the OpenAPI document; every one is a problem.
+_ERRORS = {
+    400: "The body is not valid JSON (`/problems/malformed-json`).",
+    401: "Missing or invalid API key (`/problems/unauthorized`).",
+    403: "The API key lacks the scope (`/problems/forbidden`).",
+    404: "Not found (`/problems/not-found`).",
+    409: "It already exists (`/problems/conflict`).",
+    413: "The body or the batch is too large (`/problems/payload-too-large`).",
+    422: "The request is not valid (`/problems/validation-error`, with `errors`).",
+    429: "The API key is over its rate (`/problems/rate-limited`); see `Retry-After`.",
+    503: "Overloaded or the queue is unavailable; see `Retry-After`.",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "required": True, "schema": {"type": "string"}}}
+_HEADERS = {401: {"WWW-Authenticate": {"description": "`Bearer`", "required": True,
+                                       "schema": {"type": "string"}}},
+            429: _RETRY_AFTER, 503: _RETRY_AFTER}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; more members may follow (`job_id`, `line`, ...).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "A stable slug URI, e.g. `/problems/not-found`."},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "required": ["loc", "msg", "type"],
+            "properties": {"loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                           "msg": {"type": "string"}, "type": {"type": "string"}}}},
+    },
+    "additionalProperties": True,
+}
+
+
+def _statuses(method: str, operation: dict[str, Any]) -> list[int]:
+    """The error statuses an operation can answer with (API.md), from what it is."""
+    statuses = [401, 403, 422, 429]
+    if "requestBody" in operation:
+        statuses += [400, 413]
+    if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+        statuses.append(404)
+    if method == "post" and "201" in operation.get("responses", {}):
+        statuses.append(409)
+    if "202" in operation.get("responses", {}):
+        statuses.append(503)
+    return sorted(statuses)
+
+
+def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI document what the handlers here do: every /v1 error is a problem
+    (FastAPI would document its own 422 body, which this API never sends), and /metrics is text."""
+    spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):
+                for status in _statuses(method, operation):
+                    response = {"description": _ERRORS[status], "content": problem}
+                    if status in _HEADERS:
+                        response["headers"] = _HEADERS[status]
+                    responses[str(status)] = response
+    if "/metrics" in spec.get("paths", {}):
+        spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = {
+            "text/plain": {"schema": {"type": "string"}}}
+    if "/readyz" in spec.get("paths", {}):
+        spec["paths"]["/readyz"]["get"]["responses"]["503"] = {
+            "description": "The database or Redis is unreachable.",
+            "content": {"application/json": {"schema": {"type": "object"}}}}
+    schemas = spec["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, now unused
+        if f'"#/components/schemas/{unused}"' not in json.dumps(spec):
+            schemas.pop(unused, None)
+    return spec
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path: Starlette's 405 names only those of the first route matching it
+    (`POST` for /v1/products, which GET serves too)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -57,12 +147,14 @@ def install(app: FastAPI) -> None:
         return problem_response(validation_problem(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's only 400 is a body it could not parse (bad UTF-8, too deep, too long a number).
         slug = {400: "malformed-json", 404: "not-found", 405: "method-not-allowed",
                 413: "payload-too-large"}.get(exc.status_code, "http-error")
-        return problem_response(Problem(slug, exc.status_code, str(exc.detail)),
-                                getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return problem_response(Problem(slug, exc.status_code, str(exc.detail)), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

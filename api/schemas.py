@@ -1,9 +1,10 @@
 """Request and response bodies of the synchronous routes."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 from shared.clock import parse_utc
 from shared.schemas.commands import PRINTABLE, Code, Sku
@@ -97,5 +98,17 @@ def _to_shown_millisecond(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+# RFC 3339 (the offset may be left out: UTC). Pydantic alone would also take `0.5` or `1700000000`
+# as seconds since 1970, which no integrator means by a time.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?",
+                      re.ASCII)
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z")
+    return value
+
+
 # A time in a query (as_of, since, until); out of range is a 422, not a 500.
-QueryTime = Annotated[datetime, AfterValidator(_to_shown_millisecond)]
+QueryTime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_to_shown_millisecond)]

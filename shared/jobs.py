@@ -1,9 +1,12 @@
 """The job store: MySQL holds the truth, Redis an expiring copy for fast polls and wake-ups."""
 
 import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
+import redis.asyncio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,6 +58,23 @@ def publish(client: redis.Redis, doc: dict[str, Any], ttl_seconds: int) -> None:
     if doc["status"] in TERMINAL:
         pipe.publish(done_channel(doc["job_id"]), doc["status"])
     pipe.execute()
+
+
+async def wait_until_done(client: redis.asyncio.Redis, job_id: str, timeout: float,
+                          is_done: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for the job's done message or `timeout`, without polling the database. `is_done` is
+    checked once after subscribing, so a job that finished just before is not missed."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(done_channel(job_id))
+        if await is_done():
+            return
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if await pubsub.get_message(timeout=left) is not None:
+                return
+    finally:
+        await pubsub.aclose()
 
 
 def read(client: redis.Redis | None, session: Session, job_id: str) -> dict[str, Any] | None:

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     job_status_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
+    # Backpressure: POSTs of work get 503 once this many jobs wait; each key gets a token bucket.
+    max_queued_jobs: int = Field(default=10_000, ge=1)
+    overload_retry_after_seconds: int = Field(default=5, ge=1)
+    rate_limit_per_second: float = Field(default=500.0, ge=0, description="0 turns the limit off")
+    rate_limit_burst: int = Field(default=1000, ge=1)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
+    max_wait_seconds: int = Field(default=30, ge=0, le=30)
+
     # Worker: how long a row lock may be waited for before retrying, and how often to retry.
     lock_wait_timeout_seconds: int = Field(default=5, ge=1)
     max_transaction_retries: int = Field(default=8, ge=1)

@@ -6,9 +6,12 @@ from typing import Annotated, Any
 import redis
 from fastapi import APIRouter, Body, Response, status
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
+from api.admission import enforce_high_water_mark
 from api.auth import Writer
 from api.deps import RedisDep, SessionDep
+from api.idempotency import IdempotencyKey, find_original, fingerprint
 from api.problems import ProblemError
 from api.schemas import Accepted
 from shared import jobs
@@ -22,16 +25,38 @@ from shared.settings import get_settings
 router = APIRouter(prefix="/v1")
 
 
-def _accept(session: SessionDep, client: redis.Redis, response: Response, principal: Principal, *,
-            kind: str, mode: str | None, payload: Any, first_warehouse: str) -> Accepted:
+def _replay(job: Job, response: Response) -> Accepted:
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    response.headers["Idempotent-Replayed"] = "true"
+    return Accepted(job_id=job.id, kind=job.kind, status=job.status,
+                    submitted_at=jobs.from_row(job)["submitted_at"])
+
+
+def _accept(session: SessionDep, client: redis.Redis, response: Response, principal: Principal,
+            idempotency_key: str | None, *, kind: str, mode: str | None, payload: Any,
+            first_warehouse: str) -> Accepted:
     """Commit the job row, then queue it: the row is the durable promise, the message the nudge."""
     settings = get_settings()
+    request_hash = fingerprint(kind, mode, payload) if idempotency_key else None
+    if idempotency_key:
+        original = find_original(session, principal, idempotency_key, request_hash)
+        if original:
+            return _replay(original, response)
+    enforce_high_water_mark(client)  # after the replay check: a replay adds no work
     job = Job(id=str(uuid.uuid4()), kind=kind, mode=mode, status="queued", payload=payload,
               shard=shard_for(first_warehouse, settings.shard_count), attempts=0,
-              api_key_id=principal.key_id,
-              submitted_at=utcnow())
+              api_key_id=principal.key_id, idempotency_key=idempotency_key,
+              request_hash=request_hash, submitted_at=utcnow())
     session.add(job)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its job.
+        session.rollback()
+        original = find_original(session, principal, idempotency_key or "", request_hash or "")
+        if original is None:
+            raise
+        return _replay(original, response)
     doc = jobs.from_row(job)
     try:
         # Before queuing: once queued, the worker's later status must not be overwritten.
@@ -52,15 +77,17 @@ def _accept(session: SessionDep, client: redis.Redis, response: Response, princi
 
 @router.post("/commands", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def submit_command(command: Annotated[Command, Body()], session: SessionDep, client: RedisDep,
-                   response: Response, principal: Writer) -> Accepted:
-    return _accept(session, client, response, principal, kind="command", mode=None,
+                   response: Response, principal: Writer,
+                   idempotency_key: IdempotencyKey = None) -> Accepted:
+    return _accept(session, client, response, principal, idempotency_key, kind="command", mode=None,
                    payload=command.model_dump(exclude_none=True),
                    first_warehouse=command.first_warehouse)
 
 
 @router.post("/batches", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def submit_batch(batch: BatchRequest, session: SessionDep, client: RedisDep,
-                 response: Response, principal: Writer) -> Accepted:
+                 response: Response, principal: Writer,
+                 idempotency_key: IdempotencyKey = None) -> Accepted:
     limit = get_settings().max_batch_lines
     if len(batch.commands) > limit:
         raise ProblemError(Problem("payload-too-large", 413,
@@ -68,5 +95,5 @@ def submit_batch(batch: BatchRequest, session: SessionDep, client: RedisDep,
                                    f"this one has {len(batch.commands)}.",
                                    {"max_batch_lines": limit}))
     payload = {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]}
-    return _accept(session, client, response, principal, kind="batch", mode=batch.mode, payload=payload,
-                   first_warehouse=batch.commands[0].first_warehouse)
+    return _accept(session, client, response, principal, idempotency_key, kind="batch",
+                   mode=batch.mode, payload=payload, first_warehouse=batch.commands[0].first_warehouse)

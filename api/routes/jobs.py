@@ -1,9 +1,12 @@
 """Job status (the async request-reply status resource) and a batch's lines."""
 
+import re
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import redis
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,7 +16,10 @@ from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
 from shared import jobs
 from shared.api_keys import Principal
+from shared.db import get_session_factory
 from shared.models import JobLine, LedgerEntry
+from shared.redis_client import get_async_redis, get_redis
+from shared.settings import get_settings
 
 router = APIRouter(prefix="/v1")
 
@@ -27,9 +33,41 @@ def _visible_job(session: Session, client: Any, job_id: str, principal: Principa
     return doc
 
 
+PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
+
+
+def _requested_wait(prefer: str | None) -> int:
+    """Seconds asked for with `Prefer: wait=N` (RFC 7240), capped by MAX_WAIT_SECONDS."""
+    match = PREFER_WAIT.search(prefer or "")
+    return min(int(match.group(1)), get_settings().max_wait_seconds) if match else 0
+
+
+def _read_visible(job_id: str, principal: Principal) -> dict[str, Any]:
+    with get_session_factory()() as session:
+        return _visible_job(session, get_redis(), job_id, principal)
+
+
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, client: RedisDep, principal: Reader) -> dict[str, Any]:
-    return _visible_job(session, client, job_id, principal)
+async def get_job(job_id: str, principal: Reader, response: Response,
+                  prefer: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
+    """Async so that a long poll (`Prefer: wait=N`) holds no worker thread; the database reads
+    still run in the thread pool."""
+    doc = await run_in_threadpool(_read_visible, job_id, principal)
+    wait = _requested_wait(prefer)
+    if wait and doc["status"] not in jobs.TERMINAL:
+        async def is_done() -> bool:
+            current = await run_in_threadpool(_read_visible, job_id, principal)
+            return current["status"] in jobs.TERMINAL
+
+        try:
+            await jobs.wait_until_done(get_async_redis(), job_id, wait, is_done)
+        except redis.RedisError:
+            pass  # no wake-up channel: answer with what is known now
+        doc = await run_in_threadpool(_read_visible, job_id, principal)
+        response.headers["Preference-Applied"] = f"wait={wait}"
+    if doc["status"] not in jobs.TERMINAL:
+        response.headers["Retry-After"] = "1"
+    return doc
 
 
 def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
