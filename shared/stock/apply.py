@@ -114,7 +114,7 @@ def _apply_pending(session: Session, pending: list[_PendingJob]) -> dict[str, Jo
 
     changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
     if ledger_rows:
-        session.execute(insert(LedgerEntry), ledger_rows)
+        session.execute(insert(LedgerEntry.__table__), ledger_rows)
         upsert_levels(session, changed, now)
     # A level created for a command that then failed would be a write by a failed job: take it back.
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]

@@ -1,0 +1,54 @@
+"""A worker killed with SIGKILL mid-transaction: the job still completes, and is applied once."""
+
+import time
+import uuid
+
+import httpx
+from sqlalchemy import func, insert, select
+
+from shared.models import Job, LedgerEntry, Product
+from tests.e2e.conftest import assert_books_balance
+from tests.support.client import unique, wait_for_jobs
+from tests.support.processes import start_api, start_worker
+
+
+def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db):
+    prefix = f"crash{uuid.uuid4().hex[:8]}"
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
+    api, url = start_api(env, workers=1)
+    worker = start_worker(f"{prefix}-first", queues=[f"{prefix}.0"], env=env)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
+            warehouse = unique("CRASH")
+            assert c.post("/v1/warehouses", json={"code": warehouse, "name": "x"}).status_code == 201
+            skus = [f"{warehouse}-{i}" for i in range(5000)]
+            db.execute(insert(Product), [{"sku": s, "name": s, "unit": "unit"} for s in skus])
+            db.commit()
+            lines = [{"type": "receive", "warehouse": warehouse, "sku": skus[i % 5000], "quantity": 1}
+                     for i in range(10_000)]
+            job_id = c.post("/v1/batches", json={"mode": "atomic", "commands": lines}).json()["job_id"]
+
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # wait until the worker has taken the job
+                db.rollback()
+                if db.scalar(select(Job.status).where(Job.id == job_id)) == "running":
+                    break
+                time.sleep(0.01)
+            worker.kill()
+            db.rollback()
+            assert db.scalar(select(Job.status).where(Job.id == job_id)) == "running", \
+                "the worker finished before it could be killed; the test proves nothing"
+
+            worker = start_worker(f"{prefix}-second", queues=[f"{prefix}.0"], env=env)
+            job = wait_for_jobs(c, [job_id], timeout=120)[job_id]
+    finally:
+        worker.stop()
+        api.stop()
+
+    assert job["status"] == "succeeded"
+    assert job["result"] == {"total": 10_000, "succeeded": 10_000, "failed": 0}
+    db.rollback()
+    entries = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.job_id == job_id)
+    assert db.scalar(entries) == 10_000
+    assert db.scalar(select(Job.attempts).where(Job.id == job_id)) == 2
+    assert_books_balance(db)
