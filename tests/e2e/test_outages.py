@@ -1,0 +1,111 @@
+"""Servers going away: Redis restarted with queued work, MySQL unreachable while the API accepts."""
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from tests.conftest import DATABASE_URL
+from tests.e2e.conftest import assert_books_balance
+from tests.support.client import create_catalog, submit, unique, wait_for_jobs
+from tests.support.processes import LOGS, free_port, start_api, start_worker
+from tests.support.tcp_proxy import TcpProxy
+
+
+def _start_redis(port: int, data_dir: Path) -> None:
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
+                    "--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "always",
+                    "--save", "", "--maxmemory-policy", "noeviction",
+                    "--logfile", str(LOGS / f"redis-{port}.log")], check=True)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("test redis did not start")
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (.ci/run installs it)")
+    port = free_port()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    _start_redis(port, tmp_path)
+    yield port, tmp_path
+    try:
+        redis.Redis(port=port).shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass
+
+
+def test_queued_commands_survive_a_redis_restart(own_redis, auth, db):
+    port, data_dir = own_redis
+    prefix = f"rr{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
+    api, url = start_api(env, workers=1)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+            warehouse, sku = unique("W"), unique("SKU")
+            create_catalog(c, [warehouse], [sku])
+            job_ids = [submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
+                       for _ in range(50)]
+
+            # No worker yet: all 50 wait in Redis. Kill it hard and start it on the same files.
+            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
+            time.sleep(0.5)
+            _start_redis(port, data_dir)
+            assert redis.Redis(port=port).llen(f"{prefix}.0") == 50
+
+            worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+            try:
+                results = wait_for_jobs(c, job_ids, timeout=120)
+            finally:
+                worker.stop()
+            assert {r["status"] for r in results.values()} == {"succeeded"}
+            assert c.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"] == 50
+    finally:
+        api.stop()
+    assert_books_balance(db)
+
+
+def test_the_worker_waits_out_a_database_outage_and_then_finishes_every_job(auth, db):
+    database = make_url(DATABASE_URL)
+    proxy = TcpProxy(database.host or "127.0.0.1", database.port or 3306)
+    prefix = f"db{uuid.uuid4().hex[:8]}"
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
+    worker_env = {**env, "DATABASE_URL": database.set(host="127.0.0.1", port=proxy.port)
+                  .render_as_string(hide_password=False)}
+    api, url = start_api(env, workers=1)  # the API talks to MySQL directly and keeps accepting
+    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=worker_env)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+            warehouse, sku = unique("W"), unique("SKU")
+            create_catalog(c, [warehouse], [sku])
+            first = submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
+            wait_for_jobs(c, [first])
+
+            proxy.down()
+            during = [submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
+                      for _ in range(20)]
+            time.sleep(4)
+            assert c.get(f"/v1/jobs/{during[-1]}").json()["status"] in ("queued", "running")
+            proxy.up()
+
+            results = wait_for_jobs(c, during, timeout=120)
+            assert {r["status"] for r in results.values()} == {"succeeded"}
+            assert c.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"] == 21
+    finally:
+        worker.stop()
+        api.stop()
+        proxy.close()
+    assert "database unavailable" in worker.log_path.read_text()
+    assert_books_balance(db)
