@@ -1,29 +1,41 @@
-"""On worker start, finish the jobs a dead consumer of the same shards left `running`.
+"""On worker start, finish the unfinished jobs of the shards it consumes, oldest first.
 
-Each shard queue has exactly one consumer, so when a worker starts on a shard, no other process can
-be applying that shard's jobs: a job still marked `running` there was abandoned by a worker that died
-(its message waits in the broker's unacked set until the visibility timeout, an hour). Applying it
-here, before this worker takes new messages, keeps the shard's order; it is safe because applying is
-exactly-once, so the late redelivery of the old message will change nothing.
+Each shard queue has exactly one consumer, so when a worker starts on a shard, nothing else is
+applying that shard's jobs. A job still `running` there was abandoned by a worker that died, and its
+message waits in the broker's unacked set until the visibility timeout (an hour); a `queued` job may
+have lost its message to a Redis restart without persistence. Applying them here, in submission order
+and before this worker takes new messages, keeps the shard's order. It is safe because applying is
+exactly-once: the messages that arrive later find their jobs finished and change nothing.
 """
 
 import logging
+from datetime import timedelta
 
 from celery.signals import worker_ready
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from shared.celery_app import all_queues
 from shared.db import session_scope
-from shared.models import Job
+from shared.models import Job, utcnow
 from worker.tasks import run_jobs
 
 log = logging.getLogger(__name__)
 
 
-def _abandoned(shards: list[int]) -> list[str]:
+# Queued jobs younger than this may be between the API's commit and its publish (which may yet fail and
+# take the job back), so they are left to their messages.
+SETTLE_SECONDS = 5
+CHUNK = 500
+
+
+def _unfinished(shards: list[int]) -> list[str]:
+    settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
     with session_scope() as session:
-        return list(session.scalars(select(Job.id).where(Job.status == "running", Job.shard.in_(shards))
-                                    .order_by(Job.submitted_at)))
+        return list(session.scalars(
+            select(Job.id).where(Job.shard.in_(shards),
+                                 or_(Job.status == "running",
+                                     and_(Job.status == "queued", Job.submitted_at < settled)))
+            .order_by(Job.submitted_at, Job.id)))
 
 
 @worker_ready.connect
@@ -33,10 +45,12 @@ def _on_worker_ready(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped
     if not shards:
         return
     try:
-        job_ids = _abandoned(shards)
+        job_ids = _unfinished(shards)
         if job_ids:
-            log.warning("finishing %d job(s) left running by a dead worker: %s", len(job_ids), job_ids)
-            run_jobs(job_ids)
+            log.warning("finishing %d unfinished job(s) of shards %s before taking new messages",
+                        len(job_ids), shards)
+        for start in range(0, len(job_ids), CHUNK):
+            run_jobs(job_ids[start:start + CHUNK])
     except Exception:
         # Never keep the worker from starting: the broker will redeliver after the visibility timeout.
         log.exception("could not finish abandoned jobs")

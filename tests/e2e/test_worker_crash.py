@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-transaction: the job still completes, and is applied once."""
+"""A worker killed with SIGKILL mid-transaction, with more work queued behind: every job completes,
+in order, each applied once."""
 
 import time
 import uuid
@@ -8,7 +9,7 @@ from sqlalchemy import func, insert, select
 
 from shared.models import Job, LedgerEntry, Product
 from tests.e2e.conftest import assert_books_balance
-from tests.support.client import unique, wait_for_jobs
+from tests.support.client import submit, unique, wait_for_jobs
 from tests.support.processes import start_api, start_worker
 
 
@@ -27,6 +28,8 @@ def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db)
             lines = [{"type": "receive", "warehouse": warehouse, "sku": skus[i % 5000], "quantity": 1}
                      for i in range(10_000)]
             job_id = c.post("/v1/batches", json={"mode": "atomic", "commands": lines}).json()["job_id"]
+            behind = [submit(c, {"type": kind, "warehouse": warehouse, "sku": skus[0], "quantity": 2})
+                      for kind in ("issue", "receive") * 10]
 
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:  # wait until the worker has taken the job
@@ -40,7 +43,8 @@ def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db)
                 "the worker finished before it could be killed; the test proves nothing"
 
             worker = start_worker(f"{prefix}-second", queues=[f"{prefix}.0"], env=env)
-            job = wait_for_jobs(c, [job_id], timeout=120)[job_id]
+            results = wait_for_jobs(c, [job_id, *behind], timeout=120)
+            job = results[job_id]
     finally:
         worker.stop()
         api.stop()
@@ -51,4 +55,8 @@ def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db)
     entries = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.job_id == job_id)
     assert db.scalar(entries) == 10_000
     assert db.scalar(select(Job.attempts).where(Job.id == job_id)) == 2
+    assert {results[j]["status"] for j in behind} == {"succeeded"}
+    order = db.scalars(select(LedgerEntry.job_id).where(LedgerEntry.job_id.in_(behind))
+                       .order_by(LedgerEntry.id)).all()
+    assert order == behind
     assert_books_balance(db)
