@@ -2,13 +2,13 @@
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
 
 from shared.problems import Problem
 
@@ -124,14 +124,21 @@ def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _allowed_methods(request: Request) -> str:
+def _allowed_methods(request: Request, fallback: str) -> str:
     """Every method of the path: Starlette's 405 names only those of the first route matching it
-    (`POST` for /v1/products, which GET serves too)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    (`POST` for /v1/products, which GET serves too). Read from the OpenAPI document, the one public
+    list of every route's path and methods; a path it leaves out (/docs) keeps Starlette's answer."""
+    patterns = getattr(request.app.state, "allowed_methods", None)
+    if patterns is None:
+        patterns = [(re.compile(re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(path))),
+                     {method.upper() for method in operations})
+                    for path, operations in request.app.openapi().get("paths", {}).items()]
+        request.app.state.allowed_methods = patterns
+    methods = set()
+    for pattern, operations in patterns:
+        if pattern.fullmatch(request.url.path):
+            methods |= operations | ({"HEAD"} if "GET" in operations else set())
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 def install(app: FastAPI) -> None:
@@ -153,7 +160,8 @@ def install(app: FastAPI) -> None:
                 413: "payload-too-large"}.get(exc.status_code, "http-error")
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+            headers = {**(headers or {})}
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
         return problem_response(Problem(slug, exc.status_code, str(exc.detail)), headers)
 
     @app.exception_handler(Exception)
