@@ -32,7 +32,9 @@ def make_celery() -> Celery:
         # At-least-once: ack after the task ran, requeue when the worker process dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        # The worker buffers up to APPLY_BATCH_SIZE messages into one transaction, so it must be
+        # allowed to hold that many unacked (celery-batches); with concurrency 1 per shard this is it.
+        worker_prefetch_multiplier=settings.apply_batch_size,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
     max_wait_seconds: int = Field(default=30, ge=0, le=30)
 
+    # Worker batching: up to this many queued jobs share one transaction, waiting at most the interval.
+    apply_batch_size: int = Field(default=200, ge=1, le=5000)
+    apply_batch_interval_seconds: float = Field(default=0.02, gt=0, le=5)
+
     # Worker: how long a row lock may be waited for before retrying, and how often to retry.
     lock_wait_timeout_seconds: int = Field(default=5, ge=1)
     max_transaction_retries: int = Field(default=8, ge=1)

@@ -9,10 +9,9 @@ exactly-once: the messages that arrive later find their jobs finished and change
 """
 
 import logging
-from datetime import timedelta
 
 from celery.signals import worker_ready
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from shared.celery_app import all_queues
 from shared.db import session_scope
@@ -22,19 +21,16 @@ from worker.tasks import run_jobs
 log = logging.getLogger(__name__)
 
 
-# Queued jobs younger than this may be between the API's commit and its publish (which may yet fail and
-# take the job back), so they are left to their messages.
-SETTLE_SECONDS = 5
 CHUNK = 500
 
 
 def _unfinished(shards: list[int]) -> list[str]:
-    settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
+    """Queued or running jobs of these shards accepted before now. A job whose publish is still
+    under way is safe to take too: the API keeps a job it cannot take back (see routes/commands)."""
     with session_scope() as session:
         return list(session.scalars(
-            select(Job.id).where(Job.shard.in_(shards),
-                                 or_(Job.status == "running",
-                                     and_(Job.status == "queued", Job.submitted_at < settled)))
+            select(Job.id).where(Job.shard.in_(shards), Job.status.in_(("queued", "running")),
+                                 Job.submitted_at <= utcnow())
             .order_by(Job.submitted_at, Job.id)))
 
 

@@ -66,11 +66,13 @@ def _accept(session: SessionDep, client: redis.Redis, response: Response, princi
     try:
         enqueue_job(job.id, job.shard)
     except Exception:
-        # Not queued means not accepted: take the row back so nothing applies it later.
-        session.execute(delete(Job).where(Job.id == job.id, Job.status == "queued"))
+        # Not queued means not accepted: take the row back so nothing applies it later. If a starting
+        # worker's recovery has already taken it, it will be applied: then it is accepted after all.
+        taken_back = session.execute(delete(Job).where(Job.id == job.id, Job.status == "queued"))
         session.commit()
-        raise ProblemError(Problem("unavailable", 503, "The queue is unavailable; retry later."),
-                           {"Retry-After": "5"}) from None
+        if taken_back.rowcount == 1:
+            raise ProblemError(Problem("unavailable", 503, "The queue is unavailable; retry later."),
+                               {"Retry-After": "5"}) from None
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return Accepted(job_id=job.id, kind=kind, status="queued", submitted_at=doc["submitted_at"])
 
