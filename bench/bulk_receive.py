@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import bindparam, create_engine, text
 
-from bench.stack import ROOT, Stack, bench_env, fresh_database
+from bench.stack import ROOT, Stack, bench_env, bench_key, fresh_database
 
 TERMINAL = {"succeeded", "failed", "partially_failed"}
 
@@ -85,11 +85,12 @@ def plain_sql_ceiling(url: str, batches: list[list[dict]]) -> float:
     return sum(len(b) for b in batches) / elapsed
 
 
-def end_to_end(stack: Stack, batches: list[list[dict]], clients: int) -> tuple[float, float]:
+def end_to_end(stack: Stack, headers: dict[str, str], batches: list[list[dict]],
+               clients: int) -> tuple[float, float]:
     """Lines per second from the first POST to the last job completion, and the accept rate."""
 
     def post(batch: list[dict]) -> str:
-        with httpx.Client(base_url=stack.url, timeout=120) as client:
+        with httpx.Client(base_url=stack.url, timeout=120, headers=headers) as client:
             r = client.post("/v1/batches", json={"mode": "atomic", "commands": batch})
             r.raise_for_status()
             return r.json()["job_id"]
@@ -98,7 +99,7 @@ def end_to_end(stack: Stack, batches: list[list[dict]], clients: int) -> tuple[f
     with ThreadPoolExecutor(max_workers=clients) as pool:
         job_ids = list(pool.map(post, batches))
     accepted = time.perf_counter() - started
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
+    with httpx.Client(base_url=stack.url, timeout=60, headers=headers) as client:
         pending = set(job_ids)
         while pending:
             for job_id in list(pending):
@@ -142,7 +143,7 @@ def main() -> None:
     seed_catalog(env["DATABASE_URL"], warehouses, args.skus)
     stack = Stack(env)
     try:
-        applied, accepted = end_to_end(stack, batches, args.clients)
+        applied, accepted = end_to_end(stack, bench_key(env["DATABASE_URL"]), batches, args.clients)
     finally:
         stack.stop()
     mismatches = reconcile(env["DATABASE_URL"])

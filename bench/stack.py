@@ -21,6 +21,7 @@ def bench_env(name: str, **extra: str) -> dict[str, str]:
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
         "QUEUE_PREFIX": f"bench-{name}",
         "SHARD_COUNT": "2",
+        "API_KEY_PEPPER": os.environ.get("API_KEY_PEPPER", "bench-only-pepper"),
         **extra,
     }
     os.environ.update(env)
@@ -37,6 +38,18 @@ def fresh_database(url: str) -> None:
     upgrade(url)
 
 
+def bench_key(url: str) -> dict[str, str]:
+    """Authorization headers of a fresh read+write key in the database at `url`."""
+    from sqlalchemy.orm import Session
+
+    from shared.api_keys import create_key
+
+    with Session(create_engine(url)) as session:
+        key = create_key(session, name="bench", scopes=frozenset({"read", "write"}))
+        session.commit()
+    return {"Authorization": f"Bearer {key}"}
+
+
 class Stack:
     """The API (uvicorn) and one worker per shard queue, as the run command starts them."""
 
@@ -46,7 +59,8 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
         self.procs: list[subprocess.Popen] = []
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
-                            "--workers", str(api_workers), "--no-access-log", "--log-level", "warning"])
+                            "--workers", str(api_workers), "--loop", "uvloop", "--http", "httptools",
+                            "--no-access-log", "--log-level", "warning"])
         for shard in range(int(env["SHARD_COUNT"])):
             queue = f"{env['QUEUE_PREFIX']}.{shard}"
             self._spawn(f"worker-{shard}", [

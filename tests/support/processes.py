@@ -57,7 +57,8 @@ def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Proc
     port = free_port()
     api = Process(f"api-{port}", [sys.executable, "-m", "uvicorn", "api.main:app",
                                   "--host", "127.0.0.1", "--port", str(port),
-                                  "--workers", str(workers), "--no-access-log"], env)
+                                  "--workers", str(workers), "--loop", "uvloop",
+                                  "--http", "httptools", "--no-access-log"], env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

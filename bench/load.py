@@ -1,0 +1,207 @@
+"""Throughput scenarios against the service and against the synchronous baseline, in one run.
+
+    .venv/bin/python -m bench.load [--seconds 20] [--clients 32] [--skip-bulk]
+
+S1 hot SKU: CLIENTS concurrent clients alternating receive/issue of 1 unit on one SKU.
+S2 spread:  the same over 10,000 SKUs in 20 warehouses.
+S3 bulk:    the 100,000-line receiving run of bench.bulk_receive.
+Prints a table, writes var/bench-load.json, and reconciles the books after every scenario.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from bench import bulk_receive
+from bench.stack import LOGS, ROOT, Stack, bench_env, bench_key, fresh_database
+
+TERMINAL = "('succeeded', 'failed', 'partially_failed')"
+
+
+def seed(url: str, warehouses: int, skus: int, stock: int) -> list[tuple[str, str]]:
+    codes = [f"LW-{w:02d}" for w in range(warehouses)]
+    names = [f"LS-{s:05d}" for s in range(skus)]
+    now = "NOW(6)"
+    with create_engine(url).begin() as conn:
+        conn.execute(text(f"INSERT INTO warehouse (code, name, active, created_at, updated_at) "
+                          f"VALUES (:c, :c, 1, {now}, {now})"), [{"c": c} for c in codes])
+        conn.execute(text(f"INSERT INTO product (sku, name, unit, created_at, updated_at) "
+                          f"VALUES (:s, :s, 'unit', {now}, {now})"), [{"s": s} for s in names])
+        # Opening stock, so issues succeed; it is a level with no ledger yet, so reconcile would
+        # object: record it as one opening job and ledger row per level.
+        conn.execute(text("INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at, "
+                          "completed_at) VALUES ('opening', 'batch', 'succeeded', '{}', 0, 0, NOW(6), "
+                          "NOW(6))"))
+        conn.execute(text("UPDATE job SET result = JSON_OBJECT('total', :n, 'succeeded', :n, 'failed', 0) "
+                          "WHERE id = 'opening'"), {"n": warehouses * skus})
+        conn.execute(text("INSERT INTO stock_level (warehouse_id, product_id, on_hand, version, updated_at) "
+                          "SELECT w.id, p.id, :q, 1, NOW(6) FROM warehouse w, product p"), {"q": stock})
+        conn.execute(text("INSERT INTO ledger_entry (stock_level_id, type, delta, on_hand_after, version, "
+                          "job_id, line, recorded_at) SELECT id, 'receive', :q, :q, 1, 'opening', id, NOW(6) "
+                          "FROM stock_level"), {"q": stock})
+    return [(c, s) for c in codes for s in names]
+
+
+async def drive(url: str, headers: dict[str, str], keys: list[tuple[str, str]], clients: int,
+                seconds: float, expect: int) -> tuple[list[float], int, int]:
+    """CLIENTS loops alternating receive/issue of 1 unit; returns request latencies and counts."""
+    latencies: list[float] = []
+    counts = {"ok": 0, "other": 0}
+    deadline = time.monotonic() + seconds
+
+    async def client(n: int) -> None:
+        rng = random.Random(n)
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+            while time.monotonic() < deadline:
+                warehouse, sku = rng.choice(keys)
+                for kind in ("receive", "issue"):
+                    started = time.perf_counter()
+                    r = await http.post("/v1/commands", json={"type": kind, "warehouse": warehouse,
+                                                              "sku": sku, "quantity": 1})
+                    latencies.append(time.perf_counter() - started)
+                    counts["ok" if r.status_code == expect else "other"] += 1
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return latencies, counts["ok"], counts["other"]
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else 0.0
+
+
+def completion(url: str, since: str) -> tuple[float, float, float]:
+    """Applied/s from first accept to last completion, and p50/p99 accept-to-complete in ms."""
+    with create_engine(url).connect() as conn:
+        rows = conn.execute(text(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, submitted_at, completed_at) / 1e6, submitted_at, "
+            f"completed_at "
+            f"FROM job WHERE id <> 'opening' AND submitted_at >= :s AND status IN {TERMINAL}"),
+            {"s": since}).all()
+    spans = [float(r[0]) for r in rows]
+    window = (max(r[2] for r in rows) - min(r[1] for r in rows)).total_seconds()
+    return len(rows) / window, pct(spans, 50), pct(spans, 99)
+
+
+def wait_drained(url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    with create_engine(url).connect() as conn:
+        while time.monotonic() < deadline:
+            left = conn.execute(text("SELECT COUNT(*) FROM job WHERE status IN ('queued', 'running')"))
+            left = left.scalar()
+            conn.commit()
+            if not left:
+                return
+            time.sleep(0.2)
+    raise RuntimeError("jobs did not drain")
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """Peak resident memory (VmHWM) of the processes and their children, in MiB."""
+    total = 0
+    for pid in pids:
+        tree = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+        for member in tree:
+            try:
+                for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+    return total / 1024
+
+
+def service_scenario(name: str, keys_for: tuple[int, int], args: argparse.Namespace) -> dict:
+    env = bench_env(f"load_{name}", RATE_LIMIT_PER_SECOND="0", MAX_QUEUED_JOBS="1000000")
+    fresh_database(env["DATABASE_URL"])
+    keys = seed(env["DATABASE_URL"], *keys_for, stock=1000)
+    headers = bench_key(env["DATABASE_URL"])
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    stack = Stack(env)
+    try:
+        lat, ok, other = asyncio.run(drive(stack.url, headers, keys, args.clients, args.seconds, 202))
+        wait_drained(env["DATABASE_URL"])
+        applied, c50, c99 = completion(env["DATABASE_URL"], since)
+        api_mem, worker_mem = peak_rss_mb(stack.pids()[:1]), peak_rss_mb(stack.pids()[1:])
+    finally:
+        stack.stop()
+    mismatches = bulk_receive.reconcile(env["DATABASE_URL"])
+    return {"design": "queued (this service)", "accepted": ok, "refused": other,
+            "accepted_per_s": ok / args.seconds, "applied_per_s": applied,
+            "accept_p50_ms": pct(lat, 50), "accept_p99_ms": pct(lat, 99),
+            "complete_p50_ms": c50, "complete_p99_ms": c99,
+            "api_peak_mb": api_mem, "worker_peak_mb": worker_mem, "reconcile_mismatches": len(mismatches)}
+
+
+def baseline_scenario(name: str, keys_for: tuple[int, int], args: argparse.Namespace) -> dict:
+    env = bench_env(f"load_{name}_sync")
+    fresh_database(env["DATABASE_URL"])
+    keys = seed(env["DATABASE_URL"], *keys_for, stock=1000)
+    log = open(LOGS / "sync-baseline.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.sync_baseline:app", "--port", "8766",
+                             "--workers", "2", "--loop", "uvloop", "--http", "httptools",
+                             "--no-access-log", "--log-level", "warning"],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                httpx.get("http://127.0.0.1:8766/docs", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        lat, ok, other = asyncio.run(drive("http://127.0.0.1:8766", {}, keys, args.clients,
+                                           args.seconds, 200))
+        mem = peak_rss_mb([proc.pid])
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    return {"design": "synchronous baseline", "accepted": ok, "refused": other,
+            "accepted_per_s": ok / args.seconds, "applied_per_s": ok / args.seconds,
+            "accept_p50_ms": pct(lat, 50), "accept_p99_ms": pct(lat, 99),
+            "complete_p50_ms": pct(lat, 50), "complete_p99_ms": pct(lat, 99),
+            "api_peak_mb": mem, "worker_peak_mb": 0.0,
+            "reconcile_mismatches": len(bulk_receive.reconcile(env["DATABASE_URL"]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--skip-bulk", action="store_true")
+    args = parser.parse_args()
+
+    results: dict[str, list[dict]] = {}
+    for name, shape in (("S1 hot SKU", (1, 1)), ("S2 spread", (20, 500))):
+        slug = name.split()[0].lower()
+        results[name] = [baseline_scenario(slug, shape, args), service_scenario(slug, shape, args)]
+    header = (f"{'scenario':<12}{'design':<24}{'accepted/s':>11}{'applied/s':>10}{'acc p50':>9}"
+              f"{'acc p99':>9}{'done p50':>10}{'done p99':>10}{'api MB':>8}{'wrk MB':>8}{'ok':>4}")
+    print(header)
+    for name, rows in results.items():
+        for r in rows:
+            print(f"{name:<12}{r['design']:<24}{r['accepted_per_s']:>11.0f}{r['applied_per_s']:>10.0f}"
+                  f"{r['accept_p50_ms']:>9.1f}{r['accept_p99_ms']:>9.1f}{r['complete_p50_ms']:>10.1f}"
+                  f"{r['complete_p99_ms']:>10.1f}{r['api_peak_mb']:>8.0f}{r['worker_peak_mb']:>8.0f}"
+                  f"{'yes' if not r['reconcile_mismatches'] else 'NO':>4}")
+        ratio = rows[1]["applied_per_s"] / rows[0]["applied_per_s"]
+        print(f"{'':<12}ratio applied/s service / baseline: {ratio:.2f}")
+    print("(latencies in ms; 'ok' = reconcile found no lost or duplicated command)")
+    out = ROOT / "var" / "bench-load.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    if not args.skip_bulk:
+        print("\nS3 bulk:")
+        sys.argv = [sys.argv[0]]
+        bulk_receive.main()
+
+
+if __name__ == "__main__":
+    main()
