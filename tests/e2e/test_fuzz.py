@@ -45,7 +45,11 @@ def test_fuzzing_every_operation_finds_no_5xx_no_bare_error_and_the_books_balanc
     key = make_key({"admin"}, "fuzz")
     report_dir = LOGS / "fuzz"
     env = {**os.environ, "PYTHON": sys.executable, "FUZZ_MAX_EXAMPLES": str(MAX_EXAMPLES),
-           "FUZZ_SEED": str(SEED), "FUZZ_DETERMINISTIC": "1", "FUZZ_WORKERS": "2",
+           "FUZZ_SEED": str(SEED), "FUZZ_DETERMINISTIC": "1",
+           # One schemathesis worker: with two, Hypothesis parses lambda sources from two threads at
+           # once and CPython 3.11 intermittently fails with "AST constructor recursion depth
+           # mismatch", a tool crash that says nothing about the API.
+           "FUZZ_WORKERS": "1",
            "FUZZ_PHASES": "examples,coverage,fuzzing,stateful", "FUZZ_DRAIN_SECONDS": "90",
            "FUZZ_REPORT_DIR": str(report_dir)}
     for name in ("FUZZ_WAREHOUSES", "FUZZ_SKUS", "FUZZ_JOBS"):
