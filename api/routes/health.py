@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.deps import RedisDep, SessionDep
+from api.deps import SessionDep, StatusBoardDep
+from api.metrics import exposition
 
 router = APIRouter()
 
@@ -16,18 +16,14 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(session: SessionDep, client: RedisDep) -> JSONResponse:
+def readyz(session: SessionDep, board: StatusBoardDep) -> JSONResponse:
     checks = {}
     try:
         session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:
         checks["database"] = "unreachable"
-    try:
-        client.ping()
-        checks["redis"] = "ok"
-    except Exception:
-        checks["redis"] = "unreachable"
+    checks.update(board.readiness())  # Redis in the server profile
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
@@ -35,4 +31,7 @@ def readyz(session: SessionDep, client: RedisDep) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format. No key, like /healthz: keep the port where only the monitoring
+    network reaches it (README, Operations). It shows counts and routes, never ids or keys."""
+    body, media_type = exposition()
+    return Response(body, media_type=media_type)
