@@ -1,0 +1,93 @@
+"""The server profile's status board on the real Redis: status copies and wake-ups for many jobs in
+one round trip, the broker's queue lengths, and what its callers see while Redis is down."""
+
+import json
+import os
+import uuid
+
+import pytest
+import redis
+
+from shared import jobs, queue_stats
+from shared.status_board import RedisStatusBoard, StatusBoardUnavailable
+
+
+class CountingRedis(redis.Redis):
+    """Counts round trips: single commands and pipeline executions."""
+
+    round_trips = 0
+
+    def execute_command(self, *args, **options):  # type: ignore[no-untyped-def]
+        CountingRedis.round_trips += 1
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction=True, shard_hint=None):  # type: ignore[no-untyped-def]
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            CountingRedis.round_trips += 1
+            return execute(*args, **kwargs)
+
+        pipe.execute = counted
+        return pipe
+
+
+@pytest.fixture
+def client():
+    client = CountingRedis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_publish_many_stores_every_copy_and_wakes_the_finished_in_one_round_trip(client):
+    board = RedisStatusBoard(client, ttl_seconds=300)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    docs = [{"job_id": ids[0], "status": "queued"}, {"job_id": ids[1], "status": "succeeded"},
+            {"job_id": ids[2], "status": "failed"}]
+    listener = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True).pubsub()
+    listener.subscribe(*(jobs.done_channel(j) for j in ids))
+    try:
+        while listener.get_message(timeout=1) is not None:  # the subscribe confirmations
+            pass
+        CountingRedis.round_trips = 0
+        board.publish_many(docs)
+        assert CountingRedis.round_trips == 1
+        woken = set()
+        while (message := listener.get_message(timeout=1)) is not None:
+            woken.add((message["channel"], message["data"]))
+        assert woken == {(jobs.done_channel(ids[1]), "succeeded"), (jobs.done_channel(ids[2]), "failed")}
+    finally:
+        listener.close()
+    for doc in docs:
+        assert json.loads(client.get(jobs.status_key(doc["job_id"]))) == doc
+        assert 0 < client.ttl(jobs.status_key(doc["job_id"])) <= 300
+    board.forget(ids)
+    assert client.exists(*(jobs.status_key(j) for j in ids)) == 0
+
+
+def test_queued_messages_are_the_lengths_of_the_shard_lists(client, monkeypatch):
+    # Lists of their own: the session's workers consume the run's real shard queues.
+    first, second = f"board-{uuid.uuid4().hex[:8]}.0", f"board-{uuid.uuid4().hex[:8]}.1"
+    monkeypatch.setattr(queue_stats, "all_queues", lambda: [first, second])
+    board = RedisStatusBoard(client, ttl_seconds=300)
+    client.delete(first, second)
+    try:
+        client.rpush(first, "m1", "m2")
+        client.rpush(second, "m3")
+        CountingRedis.round_trips = 0
+        assert board.queued_messages() == {0: 2, 1: 1}
+        assert CountingRedis.round_trips == 1
+    finally:
+        client.delete(first, second)
+
+
+def test_without_redis_publishing_and_counting_say_so_and_forgetting_carries_on():
+    down = redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    board = RedisStatusBoard(down, ttl_seconds=300)
+    with pytest.raises(StatusBoardUnavailable):
+        board.publish_many([{"job_id": "j", "status": "succeeded"}])
+    with pytest.raises(StatusBoardUnavailable):
+        board.queued_messages()
+    board.forget(["j"])
+    assert board.readiness() == {"redis": "unreachable"}
