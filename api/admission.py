@@ -1,5 +1,5 @@
-"""Telling clients to slow down before anything breaks: per-key rate limits (429) and a queue
-high-water mark (503), both with Retry-After."""
+"""Telling one client to slow down: a per-key rate limit (429 with Retry-After). The queue's
+high-water mark (503) is the job writer's, which counts unfinished jobs (`api/job_writer.py`)."""
 
 import logging
 import math
@@ -7,8 +7,8 @@ import math
 import redis
 
 from api.problems import ProblemError
-from shared.backpressure import queue_depth
 from shared.problems import Problem
+from shared.redis_client import get_async_redis
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,13 @@ return {allowed, math.ceil((1 - tokens) * 1000 / rate)}
 """
 
 
-def enforce_rate_limit(client: redis.Redis, key_id: int) -> None:
+async def enforce_rate_limit(key_id: int) -> None:
     settings = get_settings()
     if settings.rate_limit_per_second <= 0:
-        return
+        return  # off; always so in the embedded profile, which has no Redis to share a bucket in
     try:
-        allowed, wait_ms = client.eval(TOKEN_BUCKET, 1, f"rate:{key_id}",
-                                       settings.rate_limit_per_second, settings.rate_limit_burst)
+        allowed, wait_ms = await get_async_redis().eval(
+            TOKEN_BUCKET, 1, f"rate:{key_id}", settings.rate_limit_per_second, settings.rate_limit_burst)
     except redis.RedisError:
         log.warning("rate limiter unavailable; letting the request through", exc_info=True)
         return
@@ -50,21 +50,4 @@ def enforce_rate_limit(client: redis.Redis, key_id: int) -> None:
             Problem("rate-limited", 429, f"This API key is over its rate of "
                     f"{settings.rate_limit_per_second}/s (burst {settings.rate_limit_burst}).",
                     {"retry_after": retry_after}),
-            {"Retry-After": str(retry_after)})
-
-
-def enforce_high_water_mark(client: redis.Redis) -> None:
-    """Refuse new work while the queue is over the mark; reads and polls are not affected."""
-    settings = get_settings()
-    try:
-        depth = queue_depth(client)
-    except redis.RedisError:
-        raise ProblemError(Problem("unavailable", 503, "The queue is unavailable; retry later."),
-                           {"Retry-After": str(settings.overload_retry_after_seconds)}) from None
-    if depth >= settings.max_queued_jobs:
-        retry_after = settings.overload_retry_after_seconds
-        raise ProblemError(
-            Problem("overloaded", 503, f"{depth} jobs are waiting (high-water mark "
-                    f"{settings.max_queued_jobs}); retry after {retry_after}s.",
-                    {"queued": depth, "retry_after": retry_after}),
             {"Retry-After": str(retry_after)})

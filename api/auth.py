@@ -6,10 +6,9 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.admission import enforce_rate_limit
-from api.deps import RedisDep
+from api.key_lookup import get_key_lookup
 from api.problems import ProblemError
-from shared.api_keys import Principal, authenticate
-from shared.db import get_session_factory
+from shared.api_keys import Principal, check, parse_token
 from shared.problems import Problem
 
 # auto_error=False: a missing key is answered by us, as a problem, not by FastAPI.
@@ -23,17 +22,19 @@ def _unauthorized(detail: str) -> ProblemError:
 def require(scope: str):  # type: ignore[no-untyped-def]
     """A dependency that authenticates the caller and checks one scope."""
 
-    def dependency(client: RedisDep,
-                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                   ) -> Principal:
+    # Async: the key is read by the key lookup's thread, so a request holds no thread of its own.
+    async def dependency(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                         ) -> Principal:
         if credentials is None:
             raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-        # A session of its own, closed at once: a long poll must not hold a pooled connection.
-        with get_session_factory()() as session:
-            principal = authenticate(session, credentials.credentials)
+        parsed = parse_token(credentials.credentials)
+        principal = None
+        if parsed is not None:
+            prefix, secret = parsed
+            principal = check(await get_key_lookup().find(prefix), secret)
         if principal is None:
             raise _unauthorized("The API key is not valid or has been revoked.")
-        enforce_rate_limit(client, principal.key_id)
+        await enforce_rate_limit(principal.key_id)
         if not principal.can(scope):
             raise ProblemError(Problem("forbidden", 403, f"This API key lacks the {scope!r} scope.",
                                        {"required_scope": scope}))

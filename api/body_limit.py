@@ -5,6 +5,7 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics import count_rejection
 from shared.problems import Problem
 
 
@@ -21,7 +22,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         received = 0
         started = False
@@ -45,9 +46,10 @@ class BodySizeLimit:
             await self.app(scope, counted_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        count_rejection(scope["method"], scope["path"], "payload-too-large")
         body = json.dumps(Problem("payload-too-large", 413,
                                   f"The body is over {self.max_bytes} bytes.").to_dict()).encode()
         await send({"type": "http.response.start", "status": 413,

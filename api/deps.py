@@ -1,14 +1,13 @@
-"""Request dependencies: a session per request (committed by the edge), Redis, the caller's key."""
+"""Request dependencies: a session per request (committed by the edge), the job status board."""
 
 from collections.abc import Iterator
 from typing import Annotated
 
-import redis
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
 from shared.db import get_session_factory
-from shared.redis_client import get_redis
+from shared.status_board import StatusBoard, get_status_board
 
 
 def _session() -> Iterator[Session]:
@@ -24,4 +23,4 @@ def _session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
-RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+StatusBoardDep = Annotated[StatusBoard, Depends(get_status_board)]

@@ -1,22 +1,39 @@
 """The API process: `uvicorn api.main:app`."""
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from api import problems
+from api import metrics, problems
 from api.body_limit import BodySizeLimit
 from api.routes import catalog, commands, health, jobs, stock
+from api.telemetry import RequestTelemetry
+from shared.logs import configure_logging
 from shared.settings import get_settings
 
 
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Per server process: JSON logs from the start, and its metrics files retired at the end."""
+    settings = get_settings()
+    pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else ""
+    configure_logging(settings.log_level, secrets=(pepper,))
+    yield
+    metrics.process_exiting()
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(title="Stock command service", version="1.0.0",
+    app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
                   description="Stock commands are queued and applied exactly once; see README.")
     problems.install(app)
     for module in (health, catalog, stock, commands, jobs):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
+    # Added last, so it runs first: it sees the body limit's 413s too.
+    app.add_middleware(RequestTelemetry, slow_request_seconds=get_settings().slow_request_seconds)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -31,3 +48,7 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
+# Everything made at start-up (the app, routes, models, SQLAlchemy's metadata) lives as long as the
+# process: keep it out of the collector's generations, so a full collection under load walks only
+# the request objects and the accept path's p99 does not pay for scanning the whole app.
+gc.freeze()

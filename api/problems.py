@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.metrics import count_rejection
 from shared.problems import Problem
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -32,6 +34,12 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 def not_found(what: str) -> ProblemError:
     return ProblemError(Problem("not-found", 404, f"{what} not found."))
+
+
+def unavailable(what: str) -> ProblemError:
+    """503 for a dependency that is down (the database, the queue): retry later, nothing was done."""
+    return ProblemError(Problem("unavailable", 503, f"The {what} is unavailable; retry later."),
+                        {"Retry-After": str(get_settings().overload_retry_after_seconds)})
 
 
 def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,17 +149,24 @@ def _allowed_methods(request: Request, fallback: str) -> str:
     return ", ".join(sorted(methods)) if methods else fallback
 
 
+def _answer(request: Request, problem: Problem,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """Every problem the handlers answer passes here, so refused submissions are counted once."""
+    count_rejection(request.method, request.url.path, problem.slug)
+    return problem_response(problem, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
-    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.problem, exc.headers)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return _answer(request, exc.problem, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(Problem("malformed-json", 400, "The body is not valid JSON."))
-        return problem_response(validation_problem(errors))
+            return _answer(request, Problem("malformed-json", 400, "The body is not valid JSON."))
+        return _answer(request, validation_problem(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -162,9 +177,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers = {**(headers or {})}
             headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
-        return problem_response(Problem(slug, exc.status_code, str(exc.detail)), headers)
+        return _answer(request, Problem(slug, exc.status_code, str(exc.detail)), headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return problem_response(Problem("internal-error", 500, "An unexpected error occurred."))
+        return _answer(request, Problem("internal-error", 500, "An unexpected error occurred."))

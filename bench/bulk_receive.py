@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import bindparam, create_engine, text
 
 from bench.stack import ROOT, Stack, bench_env, bench_key, fresh_database
+from shared.sharding import shard_for  # not shared.celery_app: it reads settings at import
 
 TERMINAL = {"succeeded", "failed", "partially_failed"}
 
@@ -131,7 +132,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
-    warehouses = ["BULK-A", "BULK-B"]
+    # Two warehouses on the two shard queues (crc32 % 2 is 0 and 1), as a receiving day spread over
+    # warehouses would be: each shard's worker applies its own warehouse's batches. (BULK-A and
+    # BULK-B, used before, share shard 0, which left one worker idle.)
+    warehouses = ["BULK-A", "BULK-D"]
+    assert {shard_for(w, 2) for w in warehouses} == {0, 1}  # bench_env runs SHARD_COUNT=2
     ceiling_env = bench_env("ceiling")
     fresh_database(ceiling_env["DATABASE_URL"])
     skus = seed_catalog(ceiling_env["DATABASE_URL"], warehouses, args.skus)

@@ -18,8 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def create_database_if_missing(url: str, wait_seconds: float = 60.0) -> None:
-    """Connect to the server (not the database) and create the database, waiting for the server."""
+    """Connect to the server (not the database) and create the database, waiting for the server.
+    SQLite creates its file on first connect; only the folder it goes in has to exist."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return
     if not parsed.drivername.startswith(("mysql", "mariadb")):
         return
     server = create_engine(parsed.set(database=""), isolation_level="AUTOCOMMIT")

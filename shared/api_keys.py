@@ -4,9 +4,11 @@ compared in constant time. A key reads `sk_<prefix>_<secret>`; the prefix finds 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import ApiKey, utcnow
@@ -71,13 +73,25 @@ def has_active_admin(session: Session) -> bool:
     return any("admin" in scopes.split(",") for scopes in keys)
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal for a presented key, or None if it is malformed, unknown, wrong or revoked."""
+def parse_token(token: str) -> tuple[str, str] | None:
+    """(prefix, secret) of a well-formed `sk_<prefix>_<secret>`, else None."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "sk" or not parts[1] or not parts[2] or len(token) > 200:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    return parts[1], parts[2]
+
+
+def find_keys(db: Connection | Session, prefixes: Iterable[str]) -> dict[str, Any]:
+    """The key rows with these prefixes, by prefix: columns over a plain connection, not ORM
+    objects, because every request reads its key."""
+    rows = db.execute(select(ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.scopes, ApiKey.secret_hash,
+                             ApiKey.revoked_at).where(ApiKey.prefix.in_(set(prefixes)))).all()
+    return {row.prefix: row for row in rows}
+
+
+def check(key: Any | None, secret: str) -> Principal | None:
+    """The principal if `secret` matches the key row and it is not revoked."""
     expected = key.secret_hash if key else hash_secret("not-a-key")  # same work either way
-    if not hmac.compare_digest(expected, hash_secret(parts[2])) or key is None or key.revoked_at:
+    if not hmac.compare_digest(expected, hash_secret(secret)) or key is None or key.revoked_at:
         return None
     return Principal(key.id, key.name, frozenset(key.scopes.split(",")))

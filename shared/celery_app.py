@@ -1,17 +1,15 @@
 """The Celery app, its delivery guarantees, and how jobs are routed to shard queues."""
 
-import zlib
+from typing import Any
+from urllib.parse import urlparse
 
 from celery import Celery
 
-from shared.settings import get_settings
+from shared import file_queue
+from shared.logs import current as current_log_field
+from shared.settings import Settings, get_settings
 
 APPLY_TASK = "stock.apply_job"
-
-
-def shard_for(warehouse_code: str, shard_count: int) -> int:
-    """A stable shard per warehouse, so one consumer applies its commands in accepted order."""
-    return zlib.crc32(warehouse_code.encode()) % shard_count
 
 
 def queue_name(shard: int) -> str:
@@ -20,6 +18,12 @@ def queue_name(shard: int) -> str:
 
 def all_queues() -> list[str]:
     return [queue_name(i) for i in range(get_settings().shard_count)]
+
+
+def _broker_options(settings: Settings) -> dict[str, Any]:
+    if urlparse(settings.celery_broker_url).scheme == "filesystem":
+        return file_queue.celery_options(settings.embedded_queue_dir)  # the embedded profile
+    return {"broker_transport_options": {"visibility_timeout": 3600}}
 
 
 def make_celery() -> Celery:
@@ -37,9 +41,9 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=settings.apply_batch_size,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
         task_default_queue=queue_name(0),
         worker_hijack_root_logger=False,
+        **_broker_options(settings),
     )
     return app
 
@@ -47,6 +51,15 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
+def enqueue_jobs(job_ids: list[str], shard: int, request_ids: dict[str, str | None] | None = None) -> None:
+    """Publish job ids, in accepted order, to their shard queue as one message (the API accepts
+    jobs in groups: one message per group keeps the broker off the per-command cost). Raises if
+    the broker does not take it. The ids of the requests that accepted the jobs ride along in a
+    header, for the worker's log lines."""
+    named = {job_id: rid for job_id, rid in (request_ids or {}).items() if rid}
+    celery_app.send_task(APPLY_TASK, args=[job_ids], queue=queue_name(shard), retry=False,
+                         headers={"request_ids": named} if named else None)
+
+
 def enqueue_job(job_id: str, shard: int) -> None:
-    """Publish a job id to its shard queue; raises if the broker does not take it."""
-    celery_app.send_task(APPLY_TASK, args=[job_id], queue=queue_name(shard), retry=False)
+    enqueue_jobs([job_id], shard, {job_id: current_log_field("request_id")})

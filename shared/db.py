@@ -5,21 +5,30 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.settings import get_settings
+from shared.sqlite_engine import create_sqlite_engine
 
 
 @lru_cache
 def get_engine() -> Engine:
     """One pooled engine per process. READ COMMITTED so fresh transactions see others' commits."""
     settings = get_settings()
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        # The embedded profile's database; see shared/sqlite_engine.py.
+        return create_sqlite_engine(settings.database_url,
+                                    busy_timeout_seconds=settings.lock_wait_timeout_seconds)
     engine = create_engine(
         settings.database_url,
         pool_pre_ping=True,
         pool_recycle=1800,
-        pool_size=10,
-        max_overflow=20,
+        # A sync route holds one pooled connection per thread; keep as many as the threadpool has
+        # threads, or overflow connections are opened and closed per request under load (each one a
+        # TCP and auth handshake, most of a request's cost).
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_overflow,
         isolation_level="READ COMMITTED",
     )
     if engine.dialect.name in ("mysql", "mariadb"):

@@ -51,12 +51,14 @@ def from_outcome(outcome: JobOutcome) -> dict[str, Any]:
                     result=outcome.result, error=outcome.error)
 
 
-def publish(client: redis.Redis, doc: dict[str, Any], ttl_seconds: int) -> None:
-    """Store the status copy and, when terminal, wake anyone long-polling the job."""
+def publish_many(client: redis.Redis, docs: list[dict[str, Any]], ttl_seconds: int) -> None:
+    """Store the jobs' status copies and wake anyone long-polling the terminal ones, in one round
+    trip."""
     pipe = client.pipeline(transaction=False)
-    pipe.set(status_key(doc["job_id"]), json.dumps(doc), ex=ttl_seconds)
-    if doc["status"] in TERMINAL:
-        pipe.publish(done_channel(doc["job_id"]), doc["status"])
+    for doc in docs:
+        pipe.set(status_key(doc["job_id"]), json.dumps(doc), ex=ttl_seconds)
+        if doc["status"] in TERMINAL:
+            pipe.publish(done_channel(doc["job_id"]), doc["status"])
     pipe.execute()
 
 
@@ -77,14 +79,17 @@ async def wait_until_done(client: redis.asyncio.Redis, job_id: str, timeout: flo
         await pubsub.aclose()
 
 
-def read(client: redis.Redis | None, session: Session, job_id: str) -> dict[str, Any] | None:
+def read(client: redis.Redis, session: Session, job_id: str) -> dict[str, Any] | None:
     """Redis while it remembers the job; MySQL, the truth, when it does not (or is unreachable)."""
-    if client is not None:
-        try:
-            cached = client.get(status_key(job_id))
-        except redis.RedisError:
-            cached = None
-        if cached:
-            return json.loads(cached)
+    try:
+        cached = client.get(status_key(job_id))
+    except redis.RedisError:
+        cached = None
+    if cached:
+        return json.loads(cached)
+    return read_database(session, job_id)
+
+
+def read_database(session: Session, job_id: str) -> dict[str, Any] | None:
     job = session.scalar(select(Job).where(Job.id == job_id))
     return from_row(job) if job else None

@@ -103,7 +103,8 @@ class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
-        Index(None, "status", "submitted_at"),
+        # The oldest waiting job per shard (queue metrics) and start-up recovery.
+        Index(None, "status", "shard", "submitted_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -142,6 +143,7 @@ class LedgerEntry(Base):
         Index(None, "stock_level_id", "id"),
         Index(None, "stock_level_id", "type", "id"),
         Index(None, "job_id", "line"),
+        Index(None, "recorded_at"),  # ledger reads by time window
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

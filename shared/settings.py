@@ -1,15 +1,24 @@
 """Settings for every process, read from the environment or `.env` (pydantic-settings)."""
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Settings(BaseSettings):
     """One place for configuration; field names are the environment variable names."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # `server`: MySQL/MariaDB and Redis, for production. `embedded`: SQLite and a folder as the queue,
+    # no Redis, for trying the service on a machine with only Python (bin/run picks it, see README).
+    profile: Literal["server", "embedded"] = "server"
+    embedded_data_dir: Path = ROOT / ".data" / "embedded"
 
     database_url: str = "mysql+pymysql://root:@127.0.0.1:3306/stock"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -21,6 +30,11 @@ class Settings(BaseSettings):
     # Ordering: commands for one warehouse go to one of SHARD_COUNT queues, each with one consumer.
     shard_count: int = Field(default=2, ge=1, le=64)
     queue_prefix: str = Field(default="stock", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+    # Per process. 40 is the API's threadpool size (anyio's default), so busy threads never wait
+    # for, or open and close, a connection of their own.
+    db_pool_size: int = Field(default=40, ge=1)
+    db_pool_overflow: int = Field(default=10, ge=0)
 
     max_batch_lines: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -36,16 +50,60 @@ class Settings(BaseSettings):
 
     # Worker batching: up to this many queued jobs share one transaction, waiting at most the interval.
     apply_batch_size: int = Field(default=200, ge=1, le=5000)
-    apply_batch_interval_seconds: float = Field(default=0.02, gt=0, le=5)
+    # The flush timer runs in the consumer and hands a batch to the pool every interval even while
+    # the pool's process is busy: at 0.02 s a loaded worker got a queue of small batches, each paying
+    # two commits, and fell seconds behind (bench S2); at 0.1 s batches grow with the load.
+    apply_batch_interval_seconds: float = Field(default=0.1, gt=0, le=5)
 
     # Worker: how long a row lock may be waited for before retrying, and how often to retry.
     lock_wait_timeout_seconds: int = Field(default=5, ge=1)
     max_transaction_retries: int = Field(default=8, ge=1)
     max_job_attempts: int = Field(default=5, ge=1)
 
+    # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
+    # worker serves /metrics on WORKER_METRICS_PORT + the lowest shard it consumes (0: no endpoint).
+    log_level: str = Field(default="INFO", pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    slow_request_seconds: float = Field(default=1.0, gt=0)
+    worker_metrics_port: int = Field(default=9200, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Self:
+        """The embedded profile brings its own database and queue and has no Redis; settings that
+        would need MySQL or Redis there are refused rather than silently ignored."""
+        if self.profile != "embedded":
+            return self
+        given = self.model_fields_set
+        if "database_url" not in given:
+            self.database_url = f"sqlite:///{self.embedded_data_dir.resolve() / 'stock.db'}"
+        elif not self.database_url.startswith("sqlite:"):
+            raise ValueError("the embedded profile runs on SQLite: unset DATABASE_URL, "
+                             "or use PROFILE=server")
+        if "broker_url" not in given:
+            self.broker_url = "filesystem://localhost/"  # kombu warns about a URL without a host
+        elif not self.broker_url.startswith("filesystem:"):
+            raise ValueError("the embedded profile queues in a folder: unset BROKER_URL, "
+                             "or use PROFILE=server")
+        if "rate_limit_per_second" not in given:
+            self.rate_limit_per_second = 0
+        elif self.rate_limit_per_second > 0:
+            raise ValueError("a rate limit shared by the API processes needs Redis: "
+                             "unset RATE_LIMIT_PER_SECOND, or use PROFILE=server")
+        return self
+
     @property
     def celery_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def uses_redis(self) -> bool:
+        """Job status copies, long-poll wake-ups and the rate limit live in Redis (server profile);
+        the embedded profile reads the database directly and has no rate limit."""
+        return self.profile == "server"
+
+    @property
+    def embedded_queue_dir(self) -> Path:
+        return self.embedded_data_dir.resolve() / "queue"
 
 
 @lru_cache

@@ -1,19 +1,21 @@
 """Celery tasks: thin entry points that hand job ids to the shared apply path."""
 
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 
-import redis
 from celery_batches import Batches, SimpleRequest
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
 from shared import jobs
 from shared.celery_app import APPLY_TASK, celery_app
+from shared.logs import log_context
 from shared.models import Job, utcnow
-from shared.redis_client import get_redis
 from shared.settings import get_settings
+from shared.status_board import StatusBoardUnavailable, get_status_board
 from shared.stock.apply import JobOutcome, apply_jobs
+from worker.metrics import BATCH_SIZE, record_outcomes
 from worker.transaction import run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -27,29 +29,47 @@ def _mark_running(session: Session, job_ids: Sequence[str]) -> None:
                 started_at=func.coalesce(Job.started_at, utcnow())))
 
 
-def run_jobs(job_ids: Sequence[str]) -> list[JobOutcome]:
-    """Apply jobs exactly once and publish their outcomes."""
+def run_jobs(job_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> list[JobOutcome]:
+    """Apply jobs exactly once and publish their outcomes. `request_ids` names the API request that
+    accepted each job, for the log lines; a batch id ties the lines of one transaction together."""
+    with log_context(batch_id=uuid.uuid4().hex[:12]):
+        outcomes = _run(job_ids)
+        for outcome in outcomes:
+            with log_context(job_id=outcome.job_id, request_id=(request_ids or {}).get(outcome.job_id)):
+                _report(outcome)
+    return outcomes
+
+
+def _run(job_ids: Sequence[str]) -> list[JobOutcome]:
     settings = get_settings()
-    client = get_redis()
+    board = get_status_board()
+    BATCH_SIZE.observe(len(job_ids))
     run_in_transaction(lambda s: _mark_running(s, job_ids),
-                       max_lock_retries=settings.max_transaction_retries)
-    try:
-        # Polls now read MySQL, which says `running`, until the outcome is published.
-        client.delete(*(jobs.status_key(j) for j in job_ids))
-    except redis.RedisError:
-        log.warning("could not clear job status copies", exc_info=True)
+                       max_lock_retries=settings.max_transaction_retries, name="mark_running")
+    # Polls now read the database, which says `running`, until the outcome is published.
+    board.forget(job_ids)
     outcomes = run_in_transaction(
         lambda s: apply_jobs(s, job_ids, max_attempts=settings.max_job_attempts),
-        max_lock_retries=settings.max_transaction_retries)
-    for outcome in outcomes:
-        if outcome.already_applied:
-            log.info("job %s was already applied; redelivery changed nothing", outcome.job_id)
-        try:
-            jobs.publish(client, jobs.from_outcome(outcome), settings.job_status_ttl_seconds)
-        except redis.RedisError:
-            # MySQL has the outcome; pollers fall back to it.
-            log.warning("could not publish job %s", outcome.job_id, exc_info=True)
+        max_lock_retries=settings.max_transaction_retries, name="apply")
+    record_outcomes(outcomes)
+    try:
+        board.publish_many([jobs.from_outcome(o) for o in outcomes])
+    except StatusBoardUnavailable:
+        # The database has the outcomes; pollers fall back to it.
+        log.warning("could not publish %d job outcomes", len(outcomes), exc_info=True)
     return outcomes
+
+
+def _report(outcome: JobOutcome) -> None:
+    """One line per job: its end, or that a redelivery found it finished."""
+    if outcome.already_applied:
+        log.info("job %s was already applied; redelivery changed nothing", outcome.job_id)
+        return
+    seconds = (outcome.completed_at - outcome.submitted_at).total_seconds() if outcome.completed_at else None
+    log.info("job %s", outcome.status, extra={
+        "kind": outcome.kind, "type": outcome.command_type, "status": outcome.status,
+        "problem": (outcome.error or {}).get("type"), "accept_to_complete_ms":
+        round(seconds * 1000, 1) if seconds is not None else None})
 
 
 _settings = get_settings()
@@ -61,4 +81,14 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
     """Many queued jobs in one locked transaction: one commit per lock hold instead of one per
     command, which is what lifts a hot SKU past the one-commit-per-command ceiling. Each job still
     gets its own outcome, and the messages are acked only after the commit (acks_late)."""
-    run_jobs([request.args[0] for request in requests])
+    job_ids: list[str] = []
+    request_ids: dict[str, str] = {}
+    for request in requests:
+        ids = request.args[0]
+        job_ids.extend([ids] if isinstance(ids, str) else ids)  # one id: a message from before groups
+        # The API names the request that accepted each job in a header (shared.celery_app.enqueue_jobs).
+        request_ids.update((request.request_dict or {}).get("request_ids") or {})
+    # Messages carry groups of jobs: keep each transaction (and its lock hold) to the batch size.
+    size = _settings.apply_batch_size
+    for start in range(0, len(job_ids), size):
+        run_jobs(job_ids[start:start + size], request_ids)

@@ -4,30 +4,30 @@ import re
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-import redis
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth import Reader
-from api.deps import RedisDep, SessionDep
+from api.deps import SessionDep, StatusBoardDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
 from shared import jobs
 from shared.api_keys import Principal
 from shared.db import get_session_factory
 from shared.models import JobLine, LedgerEntry
-from shared.redis_client import get_async_redis, get_redis
 from shared.settings import get_settings
+from shared.status_board import StatusBoard, get_status_board
 
 router = APIRouter(prefix="/v1")
 
 
-def _visible_job(session: Session, client: Any, job_id: str, principal: Principal) -> dict[str, Any]:
+def _visible_job(session: Session, board: StatusBoard, job_id: str,
+                 principal: Principal) -> dict[str, Any]:
     """The job, if this key submitted it or is an admin key; another key's job is a 404, not a 403,
     so job ids do not leak across partners."""
-    doc = jobs.read(client, session, job_id)
+    doc = board.read(session, job_id)
     if doc is None or (doc.pop("owner", None) != principal.key_id and not principal.is_admin):
         raise not_found(f"Job {job_id!r}")
     return doc
@@ -44,7 +44,7 @@ def _requested_wait(prefer: str | None) -> int:
 
 def _read_visible(job_id: str, principal: Principal) -> dict[str, Any]:
     with get_session_factory()() as session:
-        return _visible_job(session, get_redis(), job_id, principal)
+        return _visible_job(session, get_status_board(), job_id, principal)
 
 
 @router.get("/jobs/{job_id}")
@@ -59,10 +59,7 @@ async def get_job(job_id: str, principal: Reader, response: Response,
             current = await run_in_threadpool(_read_visible, job_id, principal)
             return current["status"] in jobs.TERMINAL
 
-        try:
-            await jobs.wait_until_done(get_async_redis(), job_id, wait, is_done)
-        except redis.RedisError:
-            pass  # no wake-up channel: answer with what is known now
+        await get_status_board().wait_until_done(job_id, wait, is_done)
         doc = await run_in_threadpool(_read_visible, job_id, principal)
         response.headers["Preference-Applied"] = f"wait={wait}"
     if doc["status"] not in jobs.TERMINAL:
@@ -99,10 +96,10 @@ def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> l
 
 
 @router.get("/jobs/{job_id}/lines", response_model=Page)
-def list_job_lines(job_id: str, session: SessionDep, client: RedisDep, principal: Reader,
+def list_job_lines(job_id: str, session: SessionDep, board: StatusBoardDep, principal: Reader,
                    status: Annotated[Literal["failed", "succeeded"] | None, Query()] = None,
                    limit: Limit = 100, cursor: Cursor = None) -> Page:
-    _visible_job(session, client, job_id, principal)
+    _visible_job(session, board, job_id, principal)
     after = decode_cursor(cursor)
     after = -1 if after is None else after
     items: list[dict[str, Any]] = []

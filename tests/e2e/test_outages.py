@@ -109,3 +109,27 @@ def test_the_worker_waits_out_a_database_outage_and_then_finishes_every_job(auth
         proxy.close()
     assert "database unavailable" in worker.log_path.read_text()
     assert_books_balance(db)
+
+
+def test_a_broker_that_refuses_the_job_gets_503_and_leaves_no_job(auth, db):
+    """Not queued means not accepted: the committed row is taken back, so nothing applies it later."""
+    from sqlalchemy import select
+
+    from shared.models import Job
+
+    # Redis (status copies, rate limits) answers; the broker does not.
+    api, url = start_api({"BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+                          "QUEUE_PREFIX": f"nobroker{uuid.uuid4().hex[:8]}"}, workers=1)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
+            warehouse, sku = unique("W"), unique("SKU")
+            create_catalog(c, [warehouse], [sku])
+            key = str(uuid.uuid4())
+            r = c.post("/v1/commands", json={"type": "receive", "warehouse": warehouse, "sku": sku,
+                                             "quantity": 1}, headers={"Idempotency-Key": key})
+            assert r.status_code == 503, r.text
+            assert r.json()["type"] == "/problems/unavailable"
+            assert int(r.headers["retry-after"]) >= 1
+    finally:
+        api.stop()
+    assert db.scalar(select(Job.id).where(Job.idempotency_key == key)) is None

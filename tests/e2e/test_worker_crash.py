@@ -1,6 +1,9 @@
 """A worker killed with SIGKILL mid-transaction, with more work queued behind: every job completes,
 in order, each applied once."""
 
+import os
+import signal
+import subprocess
 import time
 import uuid
 
@@ -59,4 +62,37 @@ def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db)
     order = db.scalars(select(LedgerEntry.job_id).where(LedgerEntry.job_id.in_(behind))
                        .order_by(LedgerEntry.id)).all()
     assert order == behind
+    assert_books_balance(db)
+
+
+def test_a_pool_process_killed_outright_is_replaced_and_the_worker_goes_on(auth, db):
+    """The replacement is forked after the parent's start-up recovery used the database: it must
+    open connections of its own (worker.app's worker_process_init) and apply the next commands."""
+    prefix = f"child{uuid.uuid4().hex[:8]}"
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
+    api, url = start_api(env, workers=1)
+    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
+            warehouse, sku = unique("CHILD"), unique("SKU")
+            assert c.post("/v1/warehouses", json={"code": warehouse, "name": "x"}).status_code == 201
+            assert c.post("/v1/products", json={"sku": sku, "name": "x", "unit": "ea"}).status_code == 201
+            first = submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 5})
+            assert wait_for_jobs(c, [first])[first]["status"] == "succeeded"
+
+            children = subprocess.run(["pgrep", "-P", str(worker.popen.pid)], capture_output=True,
+                                      text=True).stdout.split()
+            assert len(children) == 1, children
+            os.kill(int(children[0]), signal.SIGKILL)
+
+            later = [submit(c, {"type": kind, "warehouse": warehouse, "sku": sku, "quantity": 1})
+                     for kind in ("issue", "receive") * 5]
+            results = wait_for_jobs(c, later, timeout=60)
+            replacement = subprocess.run(["pgrep", "-P", str(worker.popen.pid)], capture_output=True,
+                                         text=True).stdout.split()
+    finally:
+        worker.stop()
+        api.stop()
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+    assert replacement and replacement != children
     assert_books_balance(db)

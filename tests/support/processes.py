@@ -1,12 +1,14 @@
 """Start the real API and worker processes the way the run command does, for end-to-end tests."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -34,6 +36,11 @@ class Process:
         self.popen = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
                                       stdout=self._log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
+        self.metrics_url: str | None = None
+        self._cleanups: list[Callable[[], object]] = []
+
+    def on_stop(self, cleanup: Callable[[], object]) -> None:
+        self._cleanups.append(cleanup)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.popen.poll() is None:
@@ -44,6 +51,9 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)
         self._log.close()
+        for cleanup in self._cleanups:
+            cleanup()
+        self._cleanups.clear()
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown, no acks."""
@@ -55,11 +65,16 @@ class Process:
 
 def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Process, str]:
     port = free_port()
+    # As bin/run does: an empty directory where the API's processes add up their metrics.
+    metrics_dir = tempfile.mkdtemp(prefix="stock-api-metrics-")
     api = Process(f"api-{port}", [sys.executable, "-m", "uvicorn", "api.main:app",
                                   "--host", "127.0.0.1", "--port", str(port),
                                   "--workers", str(workers), "--loop", "uvloop",
-                                  "--http", "httptools", "--no-access-log"], env)
+                                  "--http", "httptools", "--no-access-log"],
+                  {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **(env or {})})
+    api.on_stop(lambda: shutil.rmtree(metrics_dir, ignore_errors=True))
     base = f"http://127.0.0.1:{port}"
+    api.metrics_url = f"{base}/metrics"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if api.popen.poll() is not None:
@@ -75,12 +90,17 @@ def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Proc
 
 
 def start_worker(name: str, queues: Iterable[str] | None = None,
-                 env: dict[str, str] | None = None, concurrency: int = 1) -> Process:
+                 env: dict[str, str] | None = None, concurrency: int = 1,
+                 pool: str = "prefork") -> Process:
     queues = queues or all_queues()
+    # Its own metrics port: tests run several workers on the same shards, which bin/run never does.
+    metrics_port = free_port()
     worker = Process(f"worker-{name}", [
         sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", ",".join(queues),
-        "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-        "--without-mingle", "--loglevel", "INFO"], env)
+        "--pool", pool, "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+        "--without-mingle", "--loglevel", "INFO"],
+        {"WORKER_METRICS_PORT": str(metrics_port), **(env or {})})
+    worker.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if worker.popen.poll() is not None:

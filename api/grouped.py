@@ -1,0 +1,92 @@
+"""Serving concurrent requests in groups on one thread: the requests that arrive while the thread
+is busy are served together with one round trip (group commit for writes, one IN query for reads).
+Under no load a group is one request, and nothing waits for company.
+
+A request puts its item in the inbox and awaits it on its own event loop; the thread settles each
+item with a result or an exception. Used by the job writer and the API-key lookup.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from api.problems import unavailable
+
+log = logging.getLogger(__name__)
+
+
+def _settle(future: asyncio.Future, outcome: Any) -> None:
+    if future.done():  # the client went away, or the item was settled already
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+@dataclass(eq=False)
+class Waiting:
+    """A request's place in a group; made on the request's event loop."""
+
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop, repr=False,
+                                            kw_only=True)
+    future: asyncio.Future = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.future = self.loop.create_future()
+
+    def settle(self, outcome: Any) -> None:
+        """A result, or an exception to raise in the request; thread-safe, first one wins."""
+        self.loop.call_soon_threadsafe(_settle, self.future, outcome)
+
+
+class GroupThread:
+    """One daemon thread per process serving `serve(group)`; subclasses say what a group does."""
+
+    max_group = 500
+    idle_seconds: float | None = None  # how often `idle()` runs while nothing arrives
+
+    def __init__(self, name: str) -> None:
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def wait_for(self, item: Waiting) -> Any:
+        self._inbox.put(item)
+        return await item.future
+
+    def requeue(self, item: Waiting) -> None:
+        """Serve an item again with the next group."""
+        self._inbox.put(item)
+
+    def serve(self, group: list[Any]) -> None:
+        raise NotImplementedError
+
+    def idle(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._inbox.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                self.idle()
+                continue
+            group = [first]
+            while len(group) < self.max_group:
+                try:
+                    group.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.serve(group)
+            except Exception as exc:  # the thread must outlive any one group
+                log.exception("%s: serving %d requests failed", self._thread.name, len(group))
+                failure = unavailable("database") if isinstance(exc, DBAPIError) else exc
+                for item in group:
+                    item.settle(failure)

@@ -1,0 +1,274 @@
+"""Group commit for accepted jobs: many requests, one INSERT, one commit, one message per shard.
+
+A job row must be committed before the 202 (the row is the durable promise) and queued after it.
+Done per request, that is a commit and a broker round trip for every command, and they cap the
+accept path. Instead each API process has one writer thread: requests hand it their job and await
+the answer; it takes everything that arrived while it was busy and writes it together (the same
+idea as InnoDB's group commit). Under no load a group is one job and nothing waits for company.
+
+The writer also decides what the accept path needs the database for: Idempotency-Key replays
+(looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
+refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from api.grouped import GroupThread, Waiting
+from api.problems import ProblemError, unavailable
+from shared import jobs
+from shared.celery_app import enqueue_jobs
+from shared.clock import rfc3339
+from shared.db import get_engine
+from shared.logs import current as current_log_field
+from shared.models import Job, utcnow
+from shared.problems import Problem
+from shared.settings import get_settings
+from shared.status_board import StatusBoardUnavailable, get_status_board
+
+log = logging.getLogger(__name__)
+
+MAX_JOBS_PER_WRITE = 500
+# A few counts per second at most: COUNT over the (status, shard, submitted_at) index of up to
+# MAX_QUEUED_JOBS entries is cheap at that rate, and the jobs this process accepts in between are
+# added to the estimate, so a burst from one client still meets the mark exactly.
+BACKLOG_REFRESH_SECONDS = 0.1
+UNFINISHED = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What the 202 (or the replayed 202) says."""
+
+    job_id: str
+    kind: str
+    status: str
+    submitted_at: str
+    replayed: bool = False
+
+
+@dataclass(eq=False)
+class Submission(Waiting):
+    """One request's job, waiting for the writer."""
+
+    api_key_id: int
+    kind: str
+    mode: str | None
+    payload: Any
+    shard: int
+    idempotency_key: str | None
+    request_hash: str | None
+    row: dict[str, Any] | None = None
+    request_id: str | None = field(default_factory=lambda: current_log_field("request_id"))
+
+
+def _overloaded(depth: int) -> ProblemError:
+    settings = get_settings()
+    retry_after = settings.overload_retry_after_seconds
+    return ProblemError(
+        Problem("overloaded", 503, f"{depth} jobs are waiting (high-water mark "
+                f"{settings.max_queued_jobs}); retry after {retry_after}s.",
+                {"queued": depth, "retry_after": retry_after}),
+        {"Retry-After": str(retry_after)})
+
+
+def _mismatch(job_id: str) -> ProblemError:
+    return ProblemError(Problem("idempotency-key-mismatch", 422,
+                                "This Idempotency-Key was used with a different request body.",
+                                {"job_id": job_id}))
+
+
+class Backlog:
+    """Unfinished jobs as last counted, plus the ones this process accepted since."""
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.accepted_since = 0
+        self.counted_at = float("-inf")
+
+    @property
+    def estimate(self) -> int:
+        return self.counted + self.accepted_since
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.counted_at >= BACKLOG_REFRESH_SECONDS
+
+    def refresh(self, conn: Connection) -> None:
+        self.counted = conn.scalar(select(func.count()).select_from(Job)
+                                   .where(Job.status.in_(UNFINISHED))) or 0
+        self.accepted_since = 0
+        self.counted_at = time.monotonic()
+
+
+class JobWriter(GroupThread):
+    max_group = MAX_JOBS_PER_WRITE
+    idle_seconds = BACKLOG_REFRESH_SECONDS
+
+    def __init__(self) -> None:
+        self.backlog = Backlog()
+        super().__init__("job-writer")
+
+    async def submit(self, *, api_key_id: int, kind: str, mode: str | None, payload: Any, shard: int,
+                     idempotency_key: str | None, request_hash: str | None) -> Acceptance:
+        return await self.wait_for(Submission(api_key_id, kind, mode, payload, shard, idempotency_key,
+                                              request_hash))
+
+    def idle(self) -> None:
+        """While the last estimate was non-zero, keep counting so a drained queue lets work in."""
+        if self.backlog.estimate == 0 or not self.backlog.stale():
+            return
+        try:
+            with get_engine().connect() as conn:
+                self.backlog.refresh(conn)
+        except DBAPIError:
+            log.warning("could not count the backlog", exc_info=True)
+
+    def serve(self, group: list[Submission]) -> None:
+        deferred: list[Submission] = []
+        with get_engine().connect() as conn:
+            if self.backlog.stale():
+                self.backlog.refresh(conn)
+            originals = _originals(conn, [s for s in group if s.idempotency_key])
+            fresh = self._admit(conn, group, originals, deferred)
+            if fresh:
+                try:
+                    conn.execute(insert(Job), [s.row for s in fresh])
+                    conn.commit()
+                except IntegrityError:
+                    # A racing request in another process took one of the keys: one at a time.
+                    conn.rollback()
+                    fresh = self._insert_one_by_one(conn, fresh)
+        self._queue(fresh)
+        for submission in deferred:  # written now: the next group answers them as replays
+            self.requeue(submission)
+
+    def _admit(self, conn: Connection, group: list[Submission], originals: dict[tuple[int, str], Any],
+               deferred: list[Submission]) -> list[Submission]:
+        """Settle replays, mismatches and refusals; return the submissions that make a new job."""
+        settings = get_settings()
+        fresh: list[Submission] = []
+        claimed: set[tuple[int, str]] = set()
+        oldest_kept = utcnow() - timedelta(seconds=settings.idempotency_ttl_seconds)
+        for submission in group:
+            key = (submission.api_key_id, submission.idempotency_key or "")
+            original = originals.get(key) if submission.idempotency_key else None
+            if original is not None and original.submitted_at < oldest_kept:
+                # Past retention the key is free again: release it from the old job.
+                conn.execute(update(Job).where(Job.id == original.id).values(idempotency_key=None))
+                conn.commit()
+                original = None
+            if original is not None:
+                submission.settle(_replay_or_mismatch(submission, original))
+            elif submission.idempotency_key and key in claimed:
+                deferred.append(submission)  # the same key twice in one group
+            elif self.backlog.estimate >= settings.max_queued_jobs:
+                submission.settle(_overloaded(self.backlog.estimate))
+            else:
+                submission.row = _new_row(submission)
+                if submission.idempotency_key:
+                    claimed.add(key)
+                self.backlog.accepted_since += 1
+                fresh.append(submission)
+        return fresh
+
+    def _insert_one_by_one(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
+        written = []
+        for submission in fresh:
+            try:
+                conn.execute(insert(Job), [submission.row])
+                conn.commit()
+                written.append(submission)
+            except IntegrityError:
+                conn.rollback()
+                original = _originals(conn, [submission]).get(
+                    (submission.api_key_id, submission.idempotency_key or ""))
+                if original is None:
+                    raise
+                self.backlog.accepted_since -= 1
+                submission.settle(_replay_or_mismatch(submission, original))
+        return written
+
+    def _queue(self, written: list[Submission]) -> None:
+        """Status copies first (the worker's later status must not be overwritten), then the
+        messages, one per shard; a shard the broker refuses has its jobs taken back (503)."""
+        if not written:
+            return
+        docs = [jobs.document(job_id=s.row["id"], kind=s.kind, status="queued", owner=s.api_key_id,
+                              submitted_at=s.row["submitted_at"]) for s in written]  # type: ignore[index]
+        try:
+            get_status_board().publish_many(docs)  # Redis in the server profile; a no-op embedded
+        except StatusBoardUnavailable:
+            pass  # polls fall back to the database
+        by_shard: dict[int, list[Submission]] = {}
+        for submission in written:
+            by_shard.setdefault(submission.shard, []).append(submission)
+        for shard, submissions in by_shard.items():
+            ids = [s.row["id"] for s in submissions]  # type: ignore[index]
+            try:
+                enqueue_jobs(ids, shard, {s.row["id"]: s.request_id for s in submissions})  # type: ignore[index]
+            except Exception:
+                log.warning("could not queue %d jobs to shard %d", len(ids), shard, exc_info=True)
+                taken_back = _take_back(ids)
+                for submission in submissions:
+                    if submission.row["id"] in taken_back:  # type: ignore[index]
+                        submission.settle(unavailable("queue"))
+                        submission.row = None
+        for submission in written:
+            if submission.row is not None:
+                submission.settle(_acceptance(submission.row))
+
+
+def _new_row(submission: Submission) -> dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "kind": submission.kind, "mode": submission.mode,
+            "status": "queued", "payload": submission.payload, "shard": submission.shard,
+            "attempts": 0, "api_key_id": submission.api_key_id,
+            "idempotency_key": submission.idempotency_key, "request_hash": submission.request_hash,
+            "submitted_at": utcnow()}
+
+
+def _acceptance(row: dict[str, Any]) -> Acceptance:
+    return Acceptance(row["id"], row["kind"], "queued", rfc3339(row["submitted_at"]))
+
+
+def _replay_or_mismatch(submission: Submission, original: Any) -> Acceptance | Exception:
+    if original.request_hash != submission.request_hash:
+        return _mismatch(original.id)
+    return Acceptance(original.id, original.kind, original.status, rfc3339(original.submitted_at),
+                      replayed=True)
+
+
+def _originals(conn: Connection, keyed: list[Submission]) -> dict[tuple[int, str], Any]:
+    """The jobs these (api key, Idempotency-Key) pairs already made, in one query."""
+    if not keyed:
+        return {}
+    pairs = {(s.api_key_id, s.idempotency_key) for s in keyed}
+    rows = conn.execute(select(Job.id, Job.kind, Job.status, Job.request_hash, Job.submitted_at,
+                               Job.api_key_id, Job.idempotency_key)
+                        .where(tuple_(Job.api_key_id, Job.idempotency_key).in_(pairs))).all()
+    conn.commit()
+    return {(r.api_key_id, r.idempotency_key): r for r in rows}
+
+
+def _take_back(job_ids: list[str]) -> set[str]:
+    """Delete the jobs the broker did not take, unless a starting worker's recovery already took
+    them (then they will be applied, and are accepted after all)."""
+    with get_engine().begin() as conn:
+        still_queued = set(conn.scalars(select(Job.id).where(Job.id.in_(job_ids),
+                                                             Job.status == "queued")
+                                        .with_for_update()))
+        conn.execute(delete(Job).where(Job.id.in_(still_queued)))
+    return still_queued
+
+
+@lru_cache
+def get_job_writer() -> JobWriter:
+    """One writer per API process, started on first use (after uvicorn has forked its workers)."""
+    return JobWriter()
