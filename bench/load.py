@@ -151,6 +151,7 @@ def baseline_scenario(name: str, keys_for: tuple[int, int], args: argparse.Names
     env = bench_env(f"load_{name}_sync")
     fresh_database(env["DATABASE_URL"])
     keys = seed(env["DATABASE_URL"], *keys_for, stock=1000)
+    LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / "sync-baseline.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.sync_baseline:app", "--port", "8766",
                              "--workers", "2", "--loop", "uvloop", "--http", "httptools",
