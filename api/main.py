@@ -29,7 +29,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
                   description="Stock commands are queued and applied exactly once; see README.")
     problems.install(app)
-    for module in (health, catalog, stock, commands, jobs):
+    # Routes are matched in order, one by one: the busiest first (commands, then job polls).
+    for module in (commands, jobs, stock, catalog, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
     # Added last, so it runs first: it sees the body limit's 413s too.
