@@ -23,8 +23,8 @@ from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.grouped import GroupThread, Waiting
+from api.held_connection import HeldConnection
 from api.problems import ProblemError, unavailable
-from shared import jobs
 from shared.celery_app import enqueue_jobs
 from shared.clock import rfc3339
 from shared.db import get_engine
@@ -32,7 +32,6 @@ from shared.logs import current as current_log_field
 from shared.models import Job, utcnow
 from shared.problems import Problem
 from shared.settings import get_settings
-from shared.status_board import StatusBoardUnavailable, get_status_board
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +113,7 @@ class JobWriter(GroupThread):
 
     def __init__(self) -> None:
         self.backlog = Backlog()
+        self.connection = HeldConnection()
         super().__init__("job-writer")
 
     async def submit(self, *, api_key_id: int, kind: str, mode: str | None, payload: Any, shard: int,
@@ -126,14 +126,14 @@ class JobWriter(GroupThread):
         if self.backlog.estimate == 0 or not self.backlog.stale():
             return
         try:
-            with get_engine().connect() as conn:
+            with self.connection.use() as conn:
                 self.backlog.refresh(conn)
         except DBAPIError:
             log.warning("could not count the backlog", exc_info=True)
 
     def serve(self, group: list[Submission]) -> None:
         deferred: list[Submission] = []
-        with get_engine().connect() as conn:
+        with self.connection.use() as conn:
             if self.backlog.stale():
                 self.backlog.refresh(conn)
             originals = _originals(conn, [s for s in group if s.idempotency_key])
@@ -197,16 +197,10 @@ class JobWriter(GroupThread):
         return written
 
     def _queue(self, written: list[Submission]) -> None:
-        """Status copies first (the worker's later status must not be overwritten), then the
-        messages, one per shard; a shard the broker refuses has its jobs taken back (503)."""
+        """One message per shard; a shard the broker refuses has its jobs taken back (503).
+        No status copy goes to Redis: a poll of a job that is not finished reads its row."""
         if not written:
             return
-        docs = [jobs.document(job_id=s.row["id"], kind=s.kind, status="queued", owner=s.api_key_id,
-                              submitted_at=s.row["submitted_at"]) for s in written]  # type: ignore[index]
-        try:
-            get_status_board().publish_many(docs)  # Redis in the server profile; a no-op embedded
-        except StatusBoardUnavailable:
-            pass  # polls fall back to the database
         by_shard: dict[int, list[Submission]] = {}
         for submission in written:
             by_shard.setdefault(submission.shard, []).append(submission)

@@ -10,8 +10,8 @@ from functools import lru_cache
 from typing import Any
 
 from api.grouped import GroupThread, Waiting
+from api.held_connection import HeldConnection
 from shared.api_keys import find_keys
-from shared.db import get_engine
 
 
 @dataclass(eq=False)
@@ -20,12 +20,16 @@ class KeyRequest(Waiting):
 
 
 class KeyLookup(GroupThread):
+    def __init__(self, name: str) -> None:
+        self.connection = HeldConnection()
+        super().__init__(name)
+
     async def find(self, prefix: str) -> Any | None:
         """The key row with this prefix, or None."""
         return await self.wait_for(KeyRequest(prefix))
 
     def serve(self, group: list[KeyRequest]) -> None:
-        with get_engine().connect() as conn:
+        with self.connection.use() as conn:
             rows = find_keys(conn, (request.prefix for request in group))
         for request in group:
             request.settle(rows.get(request.prefix))

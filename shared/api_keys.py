@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared.models import ApiKey, utcnow
@@ -81,11 +81,15 @@ def parse_token(token: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+# Built once: the statement is the same for every group, only the list of prefixes changes.
+_KEYS_BY_PREFIX = select(ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.scopes, ApiKey.secret_hash,
+                         ApiKey.revoked_at).where(ApiKey.prefix.in_(bindparam("prefixes", expanding=True)))
+
+
 def find_keys(db: Connection | Session, prefixes: Iterable[str]) -> dict[str, Any]:
     """The key rows with these prefixes, by prefix: columns over a plain connection, not ORM
     objects, because every request reads its key."""
-    rows = db.execute(select(ApiKey.id, ApiKey.prefix, ApiKey.name, ApiKey.scopes, ApiKey.secret_hash,
-                             ApiKey.revoked_at).where(ApiKey.prefix.in_(set(prefixes)))).all()
+    rows = db.execute(_KEYS_BY_PREFIX, {"prefixes": list(set(prefixes))}).all()
     return {row.prefix: row for row in rows}
 
 

@@ -1,0 +1,60 @@
+"""One database connection that a grouping thread (`api/grouped.py`) keeps from group to group.
+
+A pooled checkout pings the server (pre-ping) and its return rolls back: two round trips per group
+on top of the group's own work, and in a busy API process every round trip also waits for the GIL
+behind the event loop. A grouping thread serves one group at a time, so it keeps one connection
+instead, pings it only after it sat idle, and drops it after any error, so the next group starts on
+a fresh connection (what pre-ping did for every checkout).
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection
+
+from shared.db import get_engine
+
+# Longer than a busy thread's gaps between groups, far shorter than any server idle timeout.
+IDLE_PING_SECONDS = 5.0
+
+
+class HeldConnection:
+    def __init__(self) -> None:
+        self._conn: Connection | None = None
+        self._last_used = float("-inf")
+
+    @contextmanager
+    def use(self) -> Iterator[Connection]:
+        """The connection; a transaction the caller leaves open is rolled back on the way out, so
+        no lock or snapshot outlives the group."""
+        conn = self._connection()
+        try:
+            yield conn
+            if conn.in_transaction():
+                conn.rollback()
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            self._last_used = time.monotonic()
+
+    def discard(self) -> None:
+        """Close the connection for good; the next `use` opens another."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # noqa: BLE001  (it is being thrown away)
+                pass
+
+    def _connection(self) -> Connection:
+        if self._conn is not None and time.monotonic() - self._last_used > IDLE_PING_SECONDS:
+            try:
+                self._conn.dialect.do_ping(self._conn.connection.dbapi_connection)
+            except Exception:  # noqa: BLE001  (whatever the driver raises, the connection is gone)
+                self.discard()
+        if self._conn is None:
+            self._conn = get_engine().connect()
+        return self._conn
