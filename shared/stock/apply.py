@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal, null, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
@@ -26,7 +26,7 @@ from shared.stock.planning import (
     plan_batch,
     plan_single,
 )
-from shared.stock.upsert import upsert_levels
+from shared.stock.upsert import set_job_outcomes, upsert_levels
 
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
 
@@ -172,32 +172,17 @@ def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int,
 
 def _finish(session: Session, finished: list[tuple[Job, JobPlan]], now: datetime
             ) -> dict[str, JobOutcome]:
-    """Record every job's outcome with one UPDATE (CASE per column) and one insert of failed
-    lines: a statement per job was most of a batch's time."""
+    """Record every job's outcome with one UPDATE and one insert of failed lines: a statement per
+    job was most of a batch's time."""
     if not finished:
         return {}
-    table = Job.__table__
-
-    def per_job(column: Any, value_of: Any) -> Any:
-        return case({row.id: _typed(value_of(plan), column.type) for row, plan in finished},
-                    value=table.c.id)
-
-    session.execute(
-        update(table).where(table.c.id.in_([row.id for row, _ in finished]))
-        .values(status=per_job(table.c.status, lambda p: p.status),
-                result=per_job(table.c.result, lambda p: p.result),
-                error=per_job(table.c.error, lambda p: p.error),
-                completed_at=now, started_at=func.coalesce(table.c.started_at, now)))
+    set_job_outcomes(session, [(row.id, plan.status, plan.result, plan.error) for row, plan in finished],
+                     now)
     failed_lines = [{"job_id": row.id, "line": line, "error": problem.at_line(line).to_dict()}
                     for row, plan in finished for line, problem in plan.failed_lines]
     if failed_lines:
         session.execute(insert(JobLine), failed_lines)
     return {row.id: _outcome(row, plan.status, plan.result, plan.error, now) for row, plan in finished}
-
-
-def _typed(value: Any, type_: Any) -> Any:
-    # None must be SQL NULL, not the JSON text 'null'.
-    return null() if value is None else literal(value, type_)
 
 
 def _outcome(row: Job, status: str, result: Any, error: Any, completed_at: datetime | None,
