@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api import metrics, problems
 from api.body_limit import BodySizeLimit
+from api.fast_commands import FastCommands
 from api.routes import catalog, commands, health, jobs, stock
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
@@ -32,6 +33,8 @@ def create_app() -> FastAPI:
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
     for module in (commands, jobs, stock, catalog, health):
         app.include_router(module.router)
+    # Innermost: a valid command is answered before FastAPI's routing; see api/fast_commands.py.
+    app.add_middleware(FastCommands)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
     # Added last, so it runs first: it sees the body limit's 413s too.
     app.add_middleware(RequestTelemetry, slow_request_seconds=get_settings().slow_request_seconds)

@@ -149,9 +149,10 @@ def _allowed_methods(request: Request, fallback: str) -> str:
     return ", ".join(sorted(methods)) if methods else fallback
 
 
-def _answer(request: Request, problem: Problem,
+def answer(request: Request, problem: Problem,
             headers: dict[str, str] | None = None) -> JSONResponse:
-    """Every problem the handlers answer passes here, so refused submissions are counted once."""
+    """Every problem the handlers (and `api/fast_commands.py`) answer passes here, so refused
+    submissions are counted once."""
     count_rejection(request.method, request.url.path, problem.slug)
     return problem_response(problem, headers)
 
@@ -159,14 +160,14 @@ def _answer(request: Request, problem: Problem,
 def install(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return _answer(request, exc.problem, exc.headers)
+        return answer(request, exc.problem, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return _answer(request, Problem("malformed-json", 400, "The body is not valid JSON."))
-        return _answer(request, validation_problem(errors))
+            return answer(request, Problem("malformed-json", 400, "The body is not valid JSON."))
+        return answer(request, validation_problem(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -177,9 +178,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers = {**(headers or {})}
             headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
-        return _answer(request, Problem(slug, exc.status_code, str(exc.detail)), headers)
+        return answer(request, Problem(slug, exc.status_code, str(exc.detail)), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _answer(request, Problem("internal-error", 500, "An unexpected error occurred."))
+        return answer(request, Problem("internal-error", 500, "An unexpected error occurred."))

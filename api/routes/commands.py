@@ -4,6 +4,7 @@ committed and queued (`api/job_writer.py`)."""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response, status
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Writer
@@ -21,29 +22,35 @@ from shared.sharding import shard_for
 router = APIRouter(prefix="/v1")
 
 
-async def _accept(response: Response, principal: Principal, idempotency_key: str | None, *, kind: str,
-                  mode: str | None, payload: Any, first_warehouse: str) -> Accepted:
-    """The job row is committed (the durable promise) and queued (the nudge) before the 202."""
+ROUTE_PATH = "/v1/commands"
+
+
+async def accept(principal: Principal, idempotency_key: str | None, *, kind: str, mode: str | None,
+                 payload: Any, first_warehouse: str) -> tuple[Accepted, dict[str, str]]:
+    """The job row is committed (the durable promise) and queued (the nudge) before the 202.
+    Returns the answer and its headers; also used by `api/fast_commands.py`."""
     acceptance = await get_job_writer().submit(
         api_key_id=principal.key_id, kind=kind, mode=mode, payload=payload,
         shard=shard_for(first_warehouse, get_settings().shard_count), idempotency_key=idempotency_key,
         request_hash=fingerprint(kind, mode, payload) if idempotency_key else None)
-    response.headers["Location"] = f"/v1/jobs/{acceptance.job_id}"
+    headers = {"Location": f"/v1/jobs/{acceptance.job_id}"}
     if acceptance.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers["Idempotent-Replayed"] = "true"
     else:
         count_accepted(kind)
     return Accepted(job_id=acceptance.job_id, kind=acceptance.kind, status=acceptance.status,
-                    submitted_at=acceptance.submitted_at)
+                    submitted_at=acceptance.submitted_at), headers
 
 
 # Async: the request waits for the writer on the event loop, holding no thread or connection.
-@router.post("/commands", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
+@router.post(ROUTE_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def submit_command(command: Annotated[Command, Body()], response: Response, principal: Writer,
                          idempotency_key: IdempotencyKey = None) -> Accepted:
-    return await _accept(response, principal, idempotency_key, kind="command", mode=None,
-                         payload=command.model_dump(exclude_none=True),
-                         first_warehouse=command.first_warehouse)
+    accepted, headers = await accept(principal, idempotency_key, kind="command", mode=None,
+                                     payload=command.model_dump(exclude_none=True),
+                                     first_warehouse=command.first_warehouse)
+    response.headers.update(headers)
+    return accepted
 
 
 @router.post("/batches", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -58,5 +65,12 @@ async def submit_batch(batch: BatchRequest, response: Response, principal: Write
     # Dumping up to 10,000 lines takes milliseconds: off the event loop.
     payload = await run_in_threadpool(
         lambda: {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]})
-    return await _accept(response, principal, idempotency_key, kind="batch", mode=batch.mode,
-                         payload=payload, first_warehouse=batch.commands[0].first_warehouse)
+    accepted, headers = await accept(principal, idempotency_key, kind="batch", mode=batch.mode,
+                                     payload=payload, first_warehouse=batch.commands[0].first_warehouse)
+    response.headers.update(headers)
+    return accepted
+
+
+def command_route() -> APIRoute:
+    """The route object of POST /v1/commands, for the fast path's request metrics."""
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == ROUTE_PATH)

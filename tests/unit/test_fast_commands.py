@@ -1,0 +1,147 @@
+"""Which requests the fast command path serves itself and which it hands to the route, with their
+bodies intact. The key lookup and the writer are stand-ins here: what they do is tested against
+MySQL and Redis in tests/e2e/test_fast_commands.py."""
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import api.fast_commands as fast_commands
+import api.routes.commands as command_routes
+from api.fast_commands import FastCommands
+from api.job_writer import Acceptance
+from api.problems import ProblemError
+from shared.api_keys import hash_secret
+from shared.problems import Problem
+
+COMMAND = {"type": "receive", "warehouse": "W1", "sku": "S1", "quantity": 3}
+
+
+class Keys:
+    def __init__(self, scopes: str) -> None:
+        self.scopes = scopes
+
+    async def find(self, prefix: str) -> Any:
+        return SimpleNamespace(id=7, name="k", scopes=self.scopes, revoked_at=None,
+                               secret_hash=hash_secret("secret"))
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.submitted: list[dict[str, Any]] = []
+
+    async def submit(self, **fields: Any) -> Acceptance:
+        self.submitted.append(fields)
+        return Acceptance("5e1f3c7a-0000-4000-8000-000000000001", "command", "queued",
+                          "2026-11-24T10:00:00.000Z")
+
+
+@pytest.fixture
+def writer(monkeypatch: pytest.MonkeyPatch) -> Writer:
+    writer = Writer()
+    monkeypatch.setattr(command_routes, "get_job_writer", lambda: writer)
+    monkeypatch.setattr(fast_commands, "get_key_lookup", lambda: Keys("read,write"))
+    monkeypatch.setattr(fast_commands, "enforce_rate_limit", allow)
+    return writer
+
+
+async def allow(key_id: int) -> None:
+    pass
+
+
+def call(body: bytes, headers: dict[str, str], chunk: int | None = None) -> tuple[list, list, list]:
+    """Run one request through the layer; returns (what reached the route, its body, what was sent)."""
+    parts = [body[i:i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
+    incoming = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
+                for i, p in enumerate(parts)]
+    reached: list[dict] = []
+    route_body: list[bytes] = []
+    sent: list[dict] = []
+
+    async def route(scope: dict, receive: Any, send: Any) -> None:
+        reached.append(scope)
+        while True:
+            message = await receive()
+            route_body.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    async def receive() -> dict:
+        return incoming.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/commands", "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    asyncio.run(FastCommands(route)(scope, receive, send))
+    return reached, route_body, sent
+
+
+WRITE = {"authorization": "Bearer sk_abc_secret", "content-type": "application/json"}
+
+
+def test_a_valid_command_is_answered_without_the_route(writer: Writer):
+    reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE, chunk=5)
+    assert reached == []
+    assert sent[0]["status"] == 202
+    assert dict(sent[0]["headers"])[b"location"] == b"/v1/jobs/5e1f3c7a-0000-4000-8000-000000000001"
+    assert json.loads(sent[1]["body"]) == {"job_id": "5e1f3c7a-0000-4000-8000-000000000001",
+                                           "kind": "command", "status": "queued",
+                                           "submitted_at": "2026-11-24T10:00:00.000Z"}
+    assert writer.submitted == [{"api_key_id": 7, "kind": "command", "mode": None, "payload": COMMAND,
+                                 "shard": writer.submitted[0]["shard"], "idempotency_key": None,
+                                 "request_hash": None}]
+
+
+@pytest.mark.parametrize("headers, body", [
+    ({"content-type": "application/json"}, COMMAND),  # no key
+    ({**WRITE, "authorization": "Basic abc"}, COMMAND),
+    ({**WRITE, "authorization": "Bearer not-a-key"}, COMMAND),
+    ({**WRITE, "content-type": "text/plain"}, COMMAND),
+    ({**WRITE, "idempotency-key": "k-1"}, COMMAND),  # replays and their checks are the route's
+    (WRITE, {**COMMAND, "quantity": 0}),
+    (WRITE, {**COMMAND, "type": "teleport"}),
+])
+def test_anything_else_reaches_the_route_with_its_whole_body(writer: Writer, headers: dict, body: dict):
+    raw = json.dumps(body).encode()
+    reached, route_body, sent = call(raw, headers, chunk=4)
+    assert len(reached) == 1 and sent == []
+    assert b"".join(route_body) == raw
+    assert writer.submitted == []
+
+
+def test_a_key_without_the_write_scope_is_left_to_the_route(writer: Writer,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(fast_commands, "get_key_lookup", lambda: Keys("read"))
+    reached, route_body, _ = call(json.dumps(COMMAND).encode(), WRITE)
+    assert len(reached) == 1 and b"".join(route_body) == json.dumps(COMMAND).encode()
+    assert writer.submitted == []
+
+
+def test_a_refusal_is_answered_here_as_a_problem_not_tried_again_by_the_route(
+        writer: Writer, monkeypatch: pytest.MonkeyPatch):
+    async def refuse(key_id: int) -> None:
+        raise ProblemError(Problem("rate-limited", 429, "Slow down."), {"Retry-After": "2"})
+
+    monkeypatch.setattr(fast_commands, "enforce_rate_limit", refuse)
+    reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE)
+    assert reached == [] and writer.submitted == []
+    assert sent[0]["status"] == 429
+    assert dict(sent[0]["headers"])[b"retry-after"] == b"2"
+    assert json.loads(sent[1]["body"])["type"] == "/problems/rate-limited"
+
+
+def test_other_routes_pass_straight_through(writer: Writer):
+    reached: list = []
+
+    async def route(scope: dict, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    for method, path in (("GET", "/v1/commands"), ("POST", "/v1/batches"), ("GET", "/v1/jobs/x")):
+        asyncio.run(FastCommands(route)({"type": "http", "method": method, "path": path, "headers": []},
+                                        None, None))
+    assert reached == ["/v1/commands", "/v1/batches", "/v1/jobs/x"]
