@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from api.admission import rate_limit_all
 from api.grouped import GroupThread, Waiting
 from api.held_connection import HeldConnection
 from api.problems import ProblemError, unavailable
+from shared.api_keys import check, find_keys
 from shared.celery_app import enqueue_jobs
 from shared.clock import rfc3339
 from shared.db import get_engine
@@ -56,15 +58,17 @@ class Acceptance:
 
 @dataclass(eq=False)
 class Submission(Waiting):
-    """One request's job, waiting for the writer."""
+    """One request's job, waiting for the writer. `key` is set instead of `api_key_id` when the
+    writer is to check the caller's key itself (`api/fast_commands.py`)."""
 
-    api_key_id: int
+    api_key_id: int | None
     kind: str
     mode: str | None
     payload: Any
     shard: int
     idempotency_key: str | None
     request_hash: str | None
+    key: tuple[str, str] | None = None  # (prefix, secret) of an API key that needs the write scope
     row: dict[str, Any] | None = None
     request_id: str | None = field(default_factory=lambda: current_log_field("request_id"))
 
@@ -77,6 +81,11 @@ def _overloaded(depth: int) -> ProblemError:
                 f"{settings.max_queued_jobs}); retry after {retry_after}s.",
                 {"queued": depth, "retry_after": retry_after}),
         {"Retry-After": str(retry_after)})
+
+
+class KeyRefused(Exception):
+    """The key that came with a job is unknown, revoked or lacks the write scope; the route, which
+    authenticates the usual way, answers why."""
 
 
 def _mismatch(job_id: str) -> ProblemError:
@@ -116,10 +125,12 @@ class JobWriter(GroupThread):
         self.connection = HeldConnection()
         super().__init__("job-writer")
 
-    async def submit(self, *, api_key_id: int, kind: str, mode: str | None, payload: Any, shard: int,
-                     idempotency_key: str | None, request_hash: str | None) -> Acceptance:
+    async def submit(self, *, api_key_id: int | None, kind: str, mode: str | None, payload: Any,
+                     shard: int, idempotency_key: str | None, request_hash: str | None,
+                     key: tuple[str, str] | None = None) -> Acceptance:
+        """Raises KeyRefused if `key` was given and is not a valid key with the write scope."""
         return await self.wait_for(Submission(api_key_id, kind, mode, payload, shard, idempotency_key,
-                                              request_hash))
+                                              request_hash, key))
 
     def idle(self) -> None:
         """While the last estimate was non-zero, keep counting so a drained queue lets work in."""
@@ -134,6 +145,7 @@ class JobWriter(GroupThread):
     def serve(self, group: list[Submission]) -> None:
         deferred: list[Submission] = []
         with self.connection.use() as conn:
+            group = _authenticate(conn, group)
             if self.backlog.stale():
                 self.backlog.refresh(conn)
             originals = _originals(conn, [s for s in group if s.idempotency_key])
@@ -218,6 +230,31 @@ class JobWriter(GroupThread):
         for submission in written:
             if submission.row is not None:
                 submission.settle(_acceptance(submission.row))
+
+
+def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]:
+    """Check the keys that came with the jobs, in the transaction that writes them, and their rate
+    limits in one Redis round trip; settle the refused and return the rest. A job is written only
+    if its key was valid at that moment."""
+    keyed = [(s, s.key) for s in group if s.key is not None]
+    if not keyed:
+        return group
+    rows = find_keys(conn, (prefix for _, (prefix, _) in keyed))
+    valid: list[Submission] = []
+    for submission, (prefix, secret) in keyed:
+        principal = check(rows.get(prefix), secret)
+        if principal is None or not principal.can("write"):
+            submission.settle(KeyRefused())
+        else:
+            submission.api_key_id = principal.key_id
+            valid.append(submission)
+    admitted = set()
+    for submission, refusal in zip(valid, rate_limit_all([s.api_key_id for s in valid]), strict=True):
+        if refusal is None:
+            admitted.add(id(submission))
+        else:
+            submission.settle(refusal)
+    return [s for s in group if s.key is None or id(s) in admitted]
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:

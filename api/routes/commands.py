@@ -13,7 +13,6 @@ from api.job_writer import get_job_writer
 from api.metrics import count_accepted
 from api.problems import ProblemError
 from api.schemas import Accepted
-from shared.api_keys import Principal
 from shared.problems import Problem
 from shared.schemas.commands import BatchRequest, Command
 from shared.settings import get_settings
@@ -25,12 +24,15 @@ router = APIRouter(prefix="/v1")
 ROUTE_PATH = "/v1/commands"
 
 
-async def accept(principal: Principal, idempotency_key: str | None, *, kind: str, mode: str | None,
-                 payload: Any, first_warehouse: str) -> tuple[Accepted, dict[str, str]]:
+async def accept(idempotency_key: str | None, *, kind: str, mode: str | None, payload: Any,
+                 first_warehouse: str, api_key_id: int | None = None,
+                 key: tuple[str, str] | None = None) -> tuple[Accepted, dict[str, str]]:
     """The job row is committed (the durable promise) and queued (the nudge) before the 202.
-    Returns the answer and its headers; also used by `api/fast_commands.py`."""
+    The caller is `api_key_id` (authenticated by the route) or `key`, (prefix, secret) for the
+    writer to check (`api/fast_commands.py`, which may get KeyRefused). Returns the answer and its
+    headers."""
     acceptance = await get_job_writer().submit(
-        api_key_id=principal.key_id, kind=kind, mode=mode, payload=payload,
+        api_key_id=api_key_id, key=key, kind=kind, mode=mode, payload=payload,
         shard=shard_for(first_warehouse, get_settings().shard_count), idempotency_key=idempotency_key,
         request_hash=fingerprint(kind, mode, payload) if idempotency_key else None)
     headers = {"Location": f"/v1/jobs/{acceptance.job_id}"}
@@ -46,9 +48,9 @@ async def accept(principal: Principal, idempotency_key: str | None, *, kind: str
 @router.post(ROUTE_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 async def submit_command(command: Annotated[Command, Body()], response: Response, principal: Writer,
                          idempotency_key: IdempotencyKey = None) -> Accepted:
-    accepted, headers = await accept(principal, idempotency_key, kind="command", mode=None,
+    accepted, headers = await accept(idempotency_key, kind="command", mode=None,
                                      payload=command.model_dump(exclude_none=True),
-                                     first_warehouse=command.first_warehouse)
+                                     first_warehouse=command.first_warehouse, api_key_id=principal.key_id)
     response.headers.update(headers)
     return accepted
 
@@ -65,8 +67,9 @@ async def submit_batch(batch: BatchRequest, response: Response, principal: Write
     # Dumping up to 10,000 lines takes milliseconds: off the event loop.
     payload = await run_in_threadpool(
         lambda: {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]})
-    accepted, headers = await accept(principal, idempotency_key, kind="batch", mode=batch.mode,
-                                     payload=payload, first_warehouse=batch.commands[0].first_warehouse)
+    accepted, headers = await accept(idempotency_key, kind="batch", mode=batch.mode, payload=payload,
+                                     first_warehouse=batch.commands[0].first_warehouse,
+                                     api_key_id=principal.key_id)
     response.headers.update(headers)
     return accepted
 

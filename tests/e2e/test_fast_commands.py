@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from shared.api_keys import revoke_key
 from tests.e2e.conftest import make_key
 from tests.support.client import create_catalog, unique, wait_for_jobs
 
@@ -92,3 +93,16 @@ def test_what_the_fast_path_leaves_gets_the_routes_problem(api_url, workers, kno
     assert r.headers["content-type"] == "application/problem+json"
     if expected == 401:
         assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_revoked_key_is_refused_by_the_next_command(api_url, workers, known, db):
+    key = make_key({"write"})
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.post(f"{api_url}/v1/commands", json=receive(known), headers=headers,
+                      timeout=30).status_code == 202
+    db.rollback()
+    assert revoke_key(db, prefix=key.split("_", 2)[1])
+    db.commit()
+    r = httpx.post(f"{api_url}/v1/commands", json=receive(known), headers=headers, timeout=30)
+    assert r.status_code == 401, r.text
+    assert r.json()["type"] == "/problems/unauthorized"

@@ -1,39 +1,34 @@
 """Which requests the fast command path serves itself and which it hands to the route, with their
-bodies intact. The key lookup and the writer are stand-ins here: what they do is tested against
-MySQL and Redis in tests/e2e/test_fast_commands.py."""
+bodies intact. The job writer is a stand-in here; the real one, checking keys against MySQL and
+rate limits in Redis, is tested in tests/e2e/test_fast_commands.py."""
 
 import asyncio
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-import api.fast_commands as fast_commands
 import api.routes.commands as command_routes
 from api.fast_commands import FastCommands
-from api.job_writer import Acceptance
+from api.job_writer import Acceptance, KeyRefused
 from api.problems import ProblemError
-from shared.api_keys import hash_secret
 from shared.problems import Problem
 
 COMMAND = {"type": "receive", "warehouse": "W1", "sku": "S1", "quantity": 3}
 
 
-class Keys:
-    def __init__(self, scopes: str) -> None:
-        self.scopes = scopes
-
-    async def find(self, prefix: str) -> Any:
-        return SimpleNamespace(id=7, name="k", scopes=self.scopes, revoked_at=None,
-                               secret_hash=hash_secret("secret"))
-
-
 class Writer:
-    def __init__(self) -> None:
+    """Accepts what comes with the key sk_abc_secret, as the writer would a valid write key."""
+
+    def __init__(self, refusal: ProblemError | None = None) -> None:
         self.submitted: list[dict[str, Any]] = []
+        self.refusal = refusal
 
     async def submit(self, **fields: Any) -> Acceptance:
+        if fields["key"] != ("abc", "secret"):
+            raise KeyRefused()
+        if self.refusal is not None:
+            raise self.refusal
         self.submitted.append(fields)
         return Acceptance("5e1f3c7a-0000-4000-8000-000000000001", "command", "queued",
                           "2026-11-24T10:00:00.000Z")
@@ -43,13 +38,7 @@ class Writer:
 def writer(monkeypatch: pytest.MonkeyPatch) -> Writer:
     writer = Writer()
     monkeypatch.setattr(command_routes, "get_job_writer", lambda: writer)
-    monkeypatch.setattr(fast_commands, "get_key_lookup", lambda: Keys("read,write"))
-    monkeypatch.setattr(fast_commands, "enforce_rate_limit", allow)
     return writer
-
-
-async def allow(key_id: int) -> None:
-    pass
 
 
 def call(body: bytes, headers: dict[str, str], chunk: int | None = None) -> tuple[list, list, list]:
@@ -92,9 +81,9 @@ def test_a_valid_command_is_answered_without_the_route(writer: Writer):
     assert json.loads(sent[1]["body"]) == {"job_id": "5e1f3c7a-0000-4000-8000-000000000001",
                                            "kind": "command", "status": "queued",
                                            "submitted_at": "2026-11-24T10:00:00.000Z"}
-    assert writer.submitted == [{"api_key_id": 7, "kind": "command", "mode": None, "payload": COMMAND,
-                                 "shard": writer.submitted[0]["shard"], "idempotency_key": None,
-                                 "request_hash": None}]
+    assert writer.submitted == [{"api_key_id": None, "key": ("abc", "secret"), "kind": "command",
+                                 "mode": None, "payload": COMMAND, "shard": writer.submitted[0]["shard"],
+                                 "idempotency_key": None, "request_hash": None}]
 
 
 @pytest.mark.parametrize("headers, body", [
@@ -114,22 +103,19 @@ def test_anything_else_reaches_the_route_with_its_whole_body(writer: Writer, hea
     assert writer.submitted == []
 
 
-def test_a_key_without_the_write_scope_is_left_to_the_route(writer: Writer,
-                                                            monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(fast_commands, "get_key_lookup", lambda: Keys("read"))
-    reached, route_body, _ = call(json.dumps(COMMAND).encode(), WRITE)
-    assert len(reached) == 1 and b"".join(route_body) == json.dumps(COMMAND).encode()
+def test_a_key_the_writer_refuses_is_left_to_the_route(writer: Writer):
+    raw = json.dumps(COMMAND).encode()
+    reached, route_body, sent = call(raw, {**WRITE, "authorization": "Bearer sk_abd_secret"})
+    assert len(reached) == 1 and b"".join(route_body) == raw and sent == []
     assert writer.submitted == []
 
 
 def test_a_refusal_is_answered_here_as_a_problem_not_tried_again_by_the_route(
-        writer: Writer, monkeypatch: pytest.MonkeyPatch):
-    async def refuse(key_id: int) -> None:
-        raise ProblemError(Problem("rate-limited", 429, "Slow down."), {"Retry-After": "2"})
-
-    monkeypatch.setattr(fast_commands, "enforce_rate_limit", refuse)
+        monkeypatch: pytest.MonkeyPatch):
+    refusing = Writer(ProblemError(Problem("rate-limited", 429, "Slow down."), {"Retry-After": "2"}))
+    monkeypatch.setattr(command_routes, "get_job_writer", lambda: refusing)
     reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE)
-    assert reached == [] and writer.submitted == []
+    assert reached == [] and refusing.submitted == []
     assert sent[0]["status"] == 429
     assert dict(sent[0]["headers"])[b"retry-after"] == b"2"
     assert json.loads(sent[1]["body"])["type"] == "/problems/rate-limited"
