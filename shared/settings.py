@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     lock_wait_timeout_seconds: int = Field(default=5, ge=1)
     max_transaction_retries: int = Field(default=8, ge=1)
     max_job_attempts: int = Field(default=5, ge=1)
+    # Each worker looks this often for its shards' jobs still unfinished after this long whose
+    # message the broker lost (worker/sweep.py).
+    sweep_interval_seconds: float = Field(default=60, gt=0)
 
     # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
     # worker serves /metrics on WORKER_METRICS_PORT + the lowest shard it consumes (0: no endpoint).

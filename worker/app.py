@@ -13,7 +13,7 @@ from shared.celery_app import celery_app  # noqa: E402
 from shared.db import get_engine  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from worker import recovery, tasks  # noqa: E402,F401  (registers the tasks and signal handlers)
+from worker import recovery, sweep, tasks  # noqa: E402,F401  (registers the tasks and signal handlers)
 
 app = celery_app
 

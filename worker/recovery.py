@@ -9,6 +9,8 @@ exactly-once: the messages that arrive later find their jobs finished and change
 """
 
 import logging
+from datetime import datetime
+from typing import Any
 
 from celery.signals import worker_ready
 from sqlalchemy import select
@@ -24,29 +26,40 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 
 
-def _unfinished(shards: list[int]) -> list[str]:
-    """Queued or running jobs of these shards accepted before now. A job whose publish is still
-    under way is safe to take too: the API keeps a job it cannot take back (see routes/commands)."""
+def unfinished(shards: list[int], submitted_before: datetime) -> list[str]:
+    """Queued or running jobs of these shards accepted before then, oldest first. A job whose
+    publish is still under way is safe to take too: the API keeps a job it cannot take back
+    (api/job_writer.py)."""
     with session_scope() as session:
         return list(session.scalars(
             select(Job.id).where(Job.shard.in_(shards), Job.status.in_(("queued", "running")),
-                                 Job.submitted_at <= utcnow())
+                                 Job.submitted_at <= submitted_before)
             .order_by(Job.submitted_at, Job.id)))
+
+
+def finish_unfinished(shards: list[int], submitted_before: datetime, why: str) -> int:
+    """Apply those jobs in that order; returns how many there were."""
+    job_ids = unfinished(shards, submitted_before)
+    if job_ids:
+        log.warning("finishing %d unfinished job(s) of shards %s: %s", len(job_ids), shards, why)
+    for start in range(0, len(job_ids), CHUNK):
+        run_jobs(job_ids[start:start + CHUNK])
+    return len(job_ids)
+
+
+def consumed_shards(consumer: Any) -> list[int]:
+    """The shards whose queues this worker consumes."""
+    consumed = {queue.name for queue in consumer.task_consumer.queues} if consumer else set()
+    return [i for i, name in enumerate(all_queues()) if name in consumed]
 
 
 @worker_ready.connect
 def _on_worker_ready(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    consumed = {queue.name for queue in sender.task_consumer.queues} if sender else set()
-    shards = [i for i, name in enumerate(all_queues()) if name in consumed]
+    shards = consumed_shards(sender)
     if not shards:
         return
     try:
-        job_ids = _unfinished(shards)
-        if job_ids:
-            log.warning("finishing %d unfinished job(s) of shards %s before taking new messages",
-                        len(job_ids), shards)
-        for start in range(0, len(job_ids), CHUNK):
-            run_jobs(job_ids[start:start + CHUNK])
+        finish_unfinished(shards, utcnow(), "abandoned before this worker started")
     except Exception:
         # Never keep the worker from starting: the broker will redeliver after the visibility timeout.
         log.exception("could not finish abandoned jobs")
