@@ -30,6 +30,9 @@ BATCH_LINES = Counter("stock_batch_lines_applied_total",
                       ["outcome"])
 ALREADY_APPLIED = Counter("stock_jobs_already_applied_total",
                           "Deliveries of jobs that were already finished: redeliveries, changing nothing.")
+RECOVERED = Counter("stock_jobs_recovered_total",
+                    "Unfinished jobs a worker applied without their message, by cause: `start` (left by "
+                    "a worker that died) or `sweep` (the broker lost the message).", ["cause"])
 BATCH_SIZE = Histogram("stock_worker_batch_jobs", "Jobs applied together in one transaction.",
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000))
 TRANSACTION_SECONDS = Histogram(

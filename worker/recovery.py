@@ -18,6 +18,7 @@ from sqlalchemy import select
 from shared.celery_app import all_queues
 from shared.db import session_scope
 from shared.models import Job, utcnow
+from worker.metrics import RECOVERED
 from worker.tasks import run_jobs
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,12 @@ def unfinished(shards: list[int], submitted_before: datetime) -> list[str]:
             .order_by(Job.submitted_at, Job.id)))
 
 
-def finish_unfinished(shards: list[int], submitted_before: datetime, why: str) -> int:
+def finish_unfinished(shards: list[int], submitted_before: datetime, cause: str, why: str) -> int:
     """Apply those jobs in that order; returns how many there were."""
     job_ids = unfinished(shards, submitted_before)
     if job_ids:
         log.warning("finishing %d unfinished job(s) of shards %s: %s", len(job_ids), shards, why)
+        RECOVERED.labels(cause).inc(len(job_ids))
     for start in range(0, len(job_ids), CHUNK):
         run_jobs(job_ids[start:start + CHUNK])
     return len(job_ids)
@@ -59,7 +61,7 @@ def _on_worker_ready(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped
     if not shards:
         return
     try:
-        finish_unfinished(shards, utcnow(), "abandoned before this worker started")
+        finish_unfinished(shards, utcnow(), "start", "abandoned before this worker started")
     except Exception:
         # Never keep the worker from starting: the broker will redeliver after the visibility timeout.
         log.exception("could not finish abandoned jobs")

@@ -33,7 +33,7 @@ SWEEP_TASK = "stock.sweep_shard"
 def sweep_shard(shard: int) -> int:
     """Apply the shard's jobs unfinished for longer than the interval; returns how many."""
     older_than = timedelta(seconds=get_settings().sweep_interval_seconds)
-    return finish_unfinished([shard], utcnow() - older_than, "their message was lost")
+    return finish_unfinished([shard], utcnow() - older_than, "sweep", "their message was lost")
 
 
 def send_sweeps(shards: list[int]) -> None:

@@ -12,6 +12,7 @@ from shared.models import ApiKey, Job, utcnow
 from tests.e2e.conftest import assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
 from tests.support.processes import start_api, start_worker
+from tests.support.promql import scrape
 
 
 def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, db):
@@ -44,6 +45,8 @@ def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, 
             started = time.monotonic()
             results = wait_for_jobs(c, [job_id for job_id, _, _ in lost], timeout=30)
             took = time.monotonic() - started
+            swept = [s.value for s in scrape(worker.metrics_url)
+                     if s.name == "stock_jobs_recovered_total" and s.labels == {"cause": "sweep"}]
     finally:
         worker.stop()
         api.stop()
@@ -54,6 +57,7 @@ def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, 
         {"on_hand_after": 0, "version_after": 3},
         {"on_hand_after": 2, "version_after": 4}]
     assert took < 15, f"the sweep (every 1 s) took {took:.1f} s"
+    assert swept == [3], "operators see lost messages in stock_jobs_recovered_total{cause='sweep'}"
     db.rollback()
     assert db.scalars(select(Job.attempts).where(Job.id.in_([j for j, _, _ in lost]))).all() == [1, 1, 1]
     assert_books_balance(db)
