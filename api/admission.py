@@ -3,12 +3,14 @@ high-water mark (503) is the job writer's, which counts unfinished jobs (`api/jo
 
 import logging
 import math
+import time
+from functools import lru_cache
 
 import redis
 
 from api.problems import ProblemError
 from shared.problems import Problem
-from shared.redis_client import get_async_redis, get_redis
+from shared.redis_client import get_async_redis
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,37 @@ async def enforce_rate_limit(key_id: int) -> None:
         raise _rate_limited(int(wait_ms))
 
 
+# The job writer's thread serves every submission of its process: a hung Redis must not hold it
+# for the usual client timeouts. So its checks get a short timeout, and after a failure the limit is
+# skipped for a while instead of timing out again on every group.
+WRITER_REDIS_TIMEOUT_SECONDS = 0.1
+SKIP_AFTER_FAILURE_SECONDS = 5.0
+_skip_until = 0.0
+
+
+@lru_cache
+def _writer_redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url, socket_timeout=WRITER_REDIS_TIMEOUT_SECONDS,
+                                socket_connect_timeout=WRITER_REDIS_TIMEOUT_SECONDS)
+
+
 def rate_limit_all(key_ids: list[int]) -> list[ProblemError | None]:
     """The same check for many requests at once, one Redis round trip, for the job writer's thread:
     per request, None to let it through or the 429 to answer."""
+    global _skip_until
     settings = get_settings()
-    if settings.rate_limit_per_second <= 0 or not key_ids:
+    if settings.rate_limit_per_second <= 0 or not key_ids or time.monotonic() < _skip_until:
         return [None] * len(key_ids)
-    pipe = get_redis().pipeline(transaction=False)
+    pipe = _writer_redis().pipeline(transaction=False)
     for key_id in key_ids:
         pipe.eval(TOKEN_BUCKET, 1, f"rate:{key_id}", settings.rate_limit_per_second,
                   settings.rate_limit_burst)
     try:
         verdicts = pipe.execute()
     except redis.RedisError:
-        log.warning("rate limiter unavailable; letting the requests through", exc_info=True)
+        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+        log.warning("rate limiter unavailable; letting requests through for %.0f s",
+                    SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
         return [None] * len(key_ids)
     return [None if int(allowed) else _rate_limited(int(wait_ms)) for allowed, wait_ms in verdicts]
 

@@ -68,7 +68,8 @@ class Submission(Waiting):
     shard: int
     idempotency_key: str | None
     request_hash: str | None
-    key: tuple[str, str] | None = None  # (prefix, secret) of an API key that needs the write scope
+    # (prefix, secret) of an API key that needs the write scope; kept out of repr, it is a secret.
+    key: tuple[str, str] | None = field(default=None, repr=False)
     row: dict[str, Any] | None = None
     request_id: str | None = field(default_factory=lambda: current_log_field("request_id"))
 
@@ -123,6 +124,7 @@ class JobWriter(GroupThread):
     def __init__(self) -> None:
         self.backlog = Backlog()
         self.connection = HeldConnection()
+        self.inserting = False  # this group's INSERT has been sent: it must not be served again
         super().__init__("job-writer")
 
     async def submit(self, *, api_key_id: int | None, kind: str, mode: str | None, payload: Any,
@@ -142,8 +144,12 @@ class JobWriter(GroupThread):
         except DBAPIError:
             log.warning("could not count the backlog", exc_info=True)
 
+    def may_serve_again(self) -> bool:
+        return not self.inserting
+
     def serve(self, group: list[Submission]) -> None:
         deferred: list[Submission] = []
+        self.inserting = False
         with self.connection.use() as conn:
             group = _authenticate(conn, group)
             if self.backlog.stale():
@@ -151,6 +157,7 @@ class JobWriter(GroupThread):
             originals = _originals(conn, [s for s in group if s.idempotency_key])
             fresh = self._admit(conn, group, originals, deferred)
             if fresh:
+                self.inserting = True
                 try:
                     conn.execute(insert(Job), [s.row for s in fresh])
                     conn.commit()
