@@ -12,6 +12,8 @@ Everything else goes on to the route with its body untouched, and so does a requ
 writer refuses: every error answer, idempotent replay and the OpenAPI document stay the route's own.
 """
 
+import time
+
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -24,37 +26,42 @@ from api.routes.commands import ROUTE_PATH, accept, command_route
 from shared.api_keys import parse_token
 from shared.schemas.commands import command_adapter
 
+# Prefixes the writer refused lately go straight to the route, so made-up keys cost the writer's
+# thread one check per prefix and minute, not one per request. (Someone who knows a real key's
+# prefix can only send that key's commands the route's slower way for a minute.)
+REFUSED_PREFIX_SECONDS = 60.0
+MAX_REFUSED_PREFIXES = 10_000
+
 
 class FastCommands:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.route = command_route()
+        self.refused: dict[str, float] = {}  # prefix -> until when
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != ROUTE_PATH:
             await self.app(scope, receive, send)
             return
-        messages = await _read_request(receive)
-        replay = _replaying(messages, receive)
-        response = await self._serve(scope, messages)
-        if response is None:
-            await self.app(scope, replay, send)
-            return
-        scope["route"] = self.route  # for the request metrics, as routing would have set it
-        await response(scope, replay, send)
+        # For the request metrics, as routing would set it (routing sets it again on the way there).
+        scope["route"] = self.route
+        body, complete = await _read_body(receive)
+        replay = _replaying(body, complete, receive)
+        response = await self._serve(scope, body) if complete else None
+        await (self.app if response is None else response)(scope, replay, send)
 
-    async def _serve(self, scope: Scope, messages: list[Message]) -> Response | None:
+    async def _serve(self, scope: Scope, body: bytes) -> Response | None:
         """The 202 (or the writer's refusal), or None to leave the request to the route."""
-        if messages[-1]["type"] != "http.request":
-            return None  # the client went away mid-body
         headers = Headers(scope=scope)
         scheme, _, token = headers.get("authorization", "").partition(" ")
         media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         parsed = parse_token(token) if scheme.lower() == "bearer" else None
         if parsed is None or media_type != "application/json" or "idempotency-key" in headers:
             return None
+        if self.refused.get(parsed[0], 0.0) > time.monotonic():
+            return None
         try:
-            command = command_adapter.validate_json(b"".join(m.get("body", b"") for m in messages))
+            command = command_adapter.validate_json(body)
         except ValidationError:
             return None
         try:
@@ -62,28 +69,40 @@ class FastCommands:
                                                     payload=command.model_dump(exclude_none=True),
                                                     first_warehouse=command.first_warehouse, key=parsed)
         except KeyRefused:
+            self._remember_refused(parsed[0])
             return None  # the route authenticates the usual way and says why
         except ProblemError as refused:  # rate limit, database or queue: answered here, once
             return answer(Request(scope), refused.problem, refused.headers)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=answer_headers)
 
+    def _remember_refused(self, prefix: str) -> None:
+        now = time.monotonic()
+        if len(self.refused) >= MAX_REFUSED_PREFIXES:
+            self.refused = {p: until for p, until in self.refused.items() if until > now}
+            if len(self.refused) >= MAX_REFUSED_PREFIXES:
+                return  # a flood of made-up prefixes: they take the route's lookup like any other
+        self.refused[prefix] = now + REFUSED_PREFIX_SECONDS
 
-async def _read_request(receive: Receive) -> list[Message]:
-    """The request's messages up to the end of its body (or a disconnect). The body-size limit
-    outside this layer counts them as they come."""
-    messages = []
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body, and whether it came whole (not cut short by a disconnect). The body-size
+    limit outside this layer counts it as it comes."""
+    body = bytearray()
     while True:
         message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return messages
+        if message["type"] != "http.request":
+            return bytes(body), False
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body), True
 
 
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """A receive that gives the messages read already, then whatever comes next."""
-    pending = list(messages)
+def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A receive that gives the body read already as one message, then whatever comes next (a
+    disconnect, if the body was cut short)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": not complete}]
 
     async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
+        return pending.pop() if pending else await receive()
 
     return replay

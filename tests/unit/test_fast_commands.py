@@ -23,8 +23,10 @@ class Writer:
     def __init__(self, refusal: ProblemError | None = None) -> None:
         self.submitted: list[dict[str, Any]] = []
         self.refusal = refusal
+        self.asked = 0
 
     async def submit(self, **fields: Any) -> Acceptance:
+        self.asked += 1
         if fields["key"] != ("abc", "secret"):
             raise KeyRefused()
         if self.refusal is not None:
@@ -41,7 +43,8 @@ def writer(monkeypatch: pytest.MonkeyPatch) -> Writer:
     return writer
 
 
-def call(body: bytes, headers: dict[str, str], chunk: int | None = None) -> tuple[list, list, list]:
+def call(body: bytes, headers: dict[str, str], chunk: int | None = None,
+         layer: FastCommands | None = None) -> tuple[list, list, list]:
     """Run one request through the layer; returns (what reached the route, its body, what was sent)."""
     parts = [body[i:i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
     incoming = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
@@ -66,7 +69,9 @@ def call(body: bytes, headers: dict[str, str], chunk: int | None = None) -> tupl
 
     scope = {"type": "http", "method": "POST", "path": "/v1/commands", "query_string": b"",
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
-    asyncio.run(FastCommands(route)(scope, receive, send))
+    if layer is not None:
+        layer.app = route
+    asyncio.run((layer or FastCommands(route))(scope, receive, send))
     return reached, route_body, sent
 
 
@@ -108,6 +113,17 @@ def test_a_key_the_writer_refuses_is_left_to_the_route(writer: Writer):
     reached, route_body, sent = call(raw, {**WRITE, "authorization": "Bearer sk_abd_secret"})
     assert len(reached) == 1 and b"".join(route_body) == raw and sent == []
     assert writer.submitted == []
+
+
+def test_a_prefix_the_writer_refused_goes_straight_to_the_route_for_a_while(writer: Writer):
+    layer = FastCommands(None)  # type: ignore[arg-type]
+    made_up = {**WRITE, "authorization": "Bearer sk_zzz_guess"}
+    for _ in range(3):
+        reached, _, _ = call(json.dumps(COMMAND).encode(), made_up, layer=layer)
+        assert len(reached) == 1
+    assert writer.asked == 1
+    reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE, layer=layer)  # another prefix
+    assert reached == [] and sent[0]["status"] == 202
 
 
 def test_a_refusal_is_answered_here_as_a_problem_not_tried_again_by_the_route(
