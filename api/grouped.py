@@ -36,12 +36,14 @@ class Waiting:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop, repr=False,
                                             kw_only=True)
     future: asyncio.Future = field(init=False, repr=False)
+    settled: bool = field(default=False, init=False, repr=False)  # by the serving thread
 
     def __post_init__(self) -> None:
         self.future = self.loop.create_future()
 
     def settle(self, outcome: Any) -> None:
         """A result, or an exception to raise in the request; thread-safe, first one wins."""
+        self.settled = True
         self.loop.call_soon_threadsafe(_settle, self.future, outcome)
 
 
@@ -70,6 +72,12 @@ class GroupThread:
     def idle(self) -> None:
         pass
 
+    def may_serve_again(self) -> bool:
+        """Whether the group just failed can be served again on a new connection: the thread's
+        connection was found dead (a database restart, a killed connection) before the group wrote
+        anything. Subclasses that write say when that is."""
+        return False
+
     def _run(self) -> None:
         while True:
             try:
@@ -84,9 +92,20 @@ class GroupThread:
                 except queue.Empty:
                     break
             try:
-                self.serve(group)
+                self._serve_once_more_if_the_connection_died(group)
             except Exception as exc:  # the thread must outlive any one group
                 log.exception("%s: serving %d requests failed", self._thread.name, len(group))
                 failure = unavailable("database") if isinstance(exc, DBAPIError) else exc
                 for item in group:
                     item.settle(failure)
+
+    def _serve_once_more_if_the_connection_died(self, group: list[Any]) -> None:
+        try:
+            self.serve(group)
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated and self.may_serve_again()):
+                raise
+            unsettled = [item for item in group if not item.settled]
+            log.warning("%s: the database connection was gone; serving %d requests again on a new one",
+                        self._thread.name, len(unsettled))
+            self.serve(unsettled)

@@ -28,6 +28,9 @@ class KeyLookup(GroupThread):
         """The key row with this prefix, or None."""
         return await self.wait_for(KeyRequest(prefix))
 
+    def may_serve_again(self) -> bool:
+        return True  # it only reads
+
     def serve(self, group: list[KeyRequest]) -> None:
         with self.connection.use() as conn:
             rows = find_keys(conn, (request.prefix for request in group))
