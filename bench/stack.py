@@ -54,7 +54,7 @@ class Stack:
     """The API (uvicorn) and one worker per shard queue, as the run command starts them."""
 
     def __init__(self, env: dict[str, str], port: int = 8765,
-                 api_workers: int = max(1, (os.cpu_count() or 2) // 2)) -> None:  # as bin/run
+                 api_workers: int = min(4, max(1, len(os.sched_getaffinity(0)) // 2))) -> None:  # as bin/run
         LOGS.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **env}
         self.url = f"http://127.0.0.1:{port}"
