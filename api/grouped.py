@@ -10,6 +10,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,10 @@ class GroupThread:
 
     max_group = 500
     idle_seconds: float | None = None  # how often `idle()` runs while nothing arrives
+    # While requests come in groups, wait this long after a group's first request before serving
+    # it: fewer, larger groups cost less CPU per request, which on a busy machine more than pays for
+    # the wait. Alone, a request is served at once.
+    gather_seconds = 0.0
 
     def __init__(self, name: str) -> None:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -79,18 +84,22 @@ class GroupThread:
         return False
 
     def _run(self) -> None:
+        busy = False  # the last group had company
         while True:
             try:
                 first = self._inbox.get(timeout=self.idle_seconds)
             except queue.Empty:
                 self.idle()
                 continue
+            if busy and self.gather_seconds:
+                time.sleep(self.gather_seconds)  # let the group grow: see gather_seconds
             group = [first]
             while len(group) < self.max_group:
                 try:
                     group.append(self._inbox.get_nowait())
                 except queue.Empty:
                     break
+            busy = len(group) > 1
             try:
                 self._serve_once_more_if_the_connection_died(group)
             except Exception as exc:  # the thread must outlive any one group

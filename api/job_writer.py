@@ -122,6 +122,7 @@ class JobWriter(GroupThread):
     idle_seconds = BACKLOG_REFRESH_SECONDS
 
     def __init__(self) -> None:
+        self.gather_seconds = get_settings().accept_group_wait_seconds
         self.backlog = Backlog()
         self.connection = HeldConnection()
         self.inserting = False  # this group's INSERT has been sent: it must not be served again

@@ -3,6 +3,7 @@ the requests not answered yet (api/grouped.py)."""
 
 import asyncio
 import queue
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,39 @@ def test_a_group_that_may_not_be_served_again_gets_503s():
     assert first == "answered 0 before the failure"
     assert all(isinstance(r, ProblemError) and r.problem.status == 503 for r in rest), rest
     assert thread.served == [[0, 1, 2]]
+
+
+class Recorder(GroupThread):
+    idle_seconds = 0.01
+
+    def __init__(self, gather_seconds: float) -> None:
+        self.gather_seconds = gather_seconds
+        self.served: list[list[int]] = []
+        super().__init__("test-gather")
+
+    def serve(self, group: list[Any]) -> None:
+        self.served.append([item.n for item in group])
+        for item in group:
+            item.settle(item.n)
+
+
+def test_a_lone_request_is_served_at_once_and_a_busy_thread_lets_groups_gather():
+    thread = Recorder(gather_seconds=0.3)
+
+    async def main() -> float:
+        started = time.monotonic()
+        await thread.wait_for(Item(0))  # alone: no waiting for company
+        alone = time.monotonic() - started
+        pair, inbox = [Item(1), Item(2)], queue.SimpleQueue()
+        for item in pair:
+            inbox.put(item)
+        thread._inbox = inbox  # found together at the thread's next look: a group of two
+        await asyncio.gather(*(item.future for item in pair))
+        # Busy now: the next group waits for company, and a request arriving 50 ms later joins it.
+        first = asyncio.ensure_future(thread.wait_for(Item(3)))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, thread.wait_for(Item(4)))
+        return alone
+
+    assert asyncio.run(main()) < 0.2
+    assert thread.served == [[0], [1, 2], [3, 4]]
