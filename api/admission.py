@@ -41,8 +41,7 @@ async def enforce_rate_limit(key_id: int) -> None:
     if settings.rate_limit_per_second <= 0:
         return  # off; always so in the embedded profile, which has no Redis to share a bucket in
     try:
-        allowed, wait_ms = await get_async_redis().eval(
-            TOKEN_BUCKET, 1, f"rate:{key_id}", settings.rate_limit_per_second, settings.rate_limit_burst)
+        allowed, wait_ms = await get_async_redis().eval(*_take_token(key_id))
     except redis.RedisError:
         log.warning("rate limiter unavailable; letting the request through", exc_info=True)
         return
@@ -73,8 +72,7 @@ def rate_limit_all(key_ids: list[int]) -> list[ProblemError | None]:
         return [None] * len(key_ids)
     pipe = _writer_redis().pipeline(transaction=False)
     for key_id in key_ids:
-        pipe.eval(TOKEN_BUCKET, 1, f"rate:{key_id}", settings.rate_limit_per_second,
-                  settings.rate_limit_burst)
+        pipe.eval(*_take_token(key_id))
     try:
         verdicts = pipe.execute()
     except redis.RedisError:
@@ -83,6 +81,12 @@ def rate_limit_all(key_ids: list[int]) -> list[ProblemError | None]:
                     SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
         return [None] * len(key_ids)
     return [None if int(allowed) else _rate_limited(int(wait_ms)) for allowed, wait_ms in verdicts]
+
+
+def _take_token(key_id: int) -> tuple[str, int, str, float, int]:
+    """EVAL's arguments for one request of this key."""
+    settings = get_settings()
+    return TOKEN_BUCKET, 1, f"rate:{key_id}", settings.rate_limit_per_second, settings.rate_limit_burst
 
 
 def _rate_limited(wait_ms: int) -> ProblemError:

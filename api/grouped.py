@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from api.held_connection import HeldConnection
 from api.problems import unavailable
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class GroupThread:
     gather_seconds = 0.0
 
     def __init__(self, name: str) -> None:
+        self.connection = HeldConnection()  # the thread's own, from group to group
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()

@@ -24,7 +24,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.admission import rate_limit_all
 from api.grouped import GroupThread, Waiting
-from api.held_connection import HeldConnection
 from api.problems import ProblemError, unavailable
 from shared.api_keys import check, find_keys
 from shared.celery_app import enqueue_jobs
@@ -124,7 +123,6 @@ class JobWriter(GroupThread):
     def __init__(self) -> None:
         self.gather_seconds = get_settings().accept_group_wait_seconds
         self.backlog = Backlog()
-        self.connection = HeldConnection()
         self.inserting = False  # this group's INSERT has been sent: it must not be served again
         super().__init__("job-writer")
 
@@ -256,13 +254,10 @@ def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]
         else:
             submission.api_key_id = principal.key_id
             valid.append(submission)
-    admitted = set()
     for submission, refusal in zip(valid, rate_limit_all([s.api_key_id for s in valid]), strict=True):
-        if refusal is None:
-            admitted.add(id(submission))
-        else:
+        if refusal is not None:
             submission.settle(refusal)
-    return [s for s in group if s.key is None or id(s) in admitted]
+    return [s for s in group if not s.settled]
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:
@@ -292,7 +287,6 @@ def _originals(conn: Connection, keyed: list[Submission]) -> dict[tuple[int, str
     rows = conn.execute(select(Job.id, Job.kind, Job.status, Job.request_hash, Job.submitted_at,
                                Job.api_key_id, Job.idempotency_key)
                         .where(tuple_(Job.api_key_id, Job.idempotency_key).in_(pairs))).all()
-    conn.commit()
     return {(r.api_key_id, r.idempotency_key): r for r in rows}
 
 

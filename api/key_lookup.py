@@ -10,7 +10,6 @@ from functools import lru_cache
 from typing import Any
 
 from api.grouped import GroupThread, Waiting
-from api.held_connection import HeldConnection
 from shared.api_keys import find_keys
 
 
@@ -20,10 +19,6 @@ class KeyRequest(Waiting):
 
 
 class KeyLookup(GroupThread):
-    def __init__(self, name: str) -> None:
-        self.connection = HeldConnection()
-        super().__init__(name)
-
     async def find(self, prefix: str) -> Any | None:
         """The key row with this prefix, or None."""
         return await self.wait_for(KeyRequest(prefix))

@@ -6,7 +6,6 @@ from urllib.parse import urlparse
 from celery import Celery
 
 from shared import file_queue
-from shared.logs import current as current_log_field
 from shared.settings import Settings, get_settings
 
 APPLY_TASK = "stock.apply_job"
@@ -60,6 +59,3 @@ def enqueue_jobs(job_ids: list[str], shard: int, request_ids: dict[str, str | No
     celery_app.send_task(APPLY_TASK, args=[job_ids], queue=queue_name(shard), retry=False,
                          headers={"request_ids": named} if named else None)
 
-
-def enqueue_job(job_id: str, shard: int) -> None:
-    enqueue_jobs([job_id], shard, {job_id: current_log_field("request_id")})

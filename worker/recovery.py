@@ -19,12 +19,9 @@ from shared.celery_app import all_queues
 from shared.db import session_scope
 from shared.models import Job, utcnow
 from worker.metrics import RECOVERED
-from worker.tasks import run_jobs
+from worker.tasks import run_in_batches
 
 log = logging.getLogger(__name__)
-
-
-CHUNK = 500
 
 
 def unfinished(shards: list[int], submitted_before: datetime) -> list[str]:
@@ -44,8 +41,7 @@ def finish_unfinished(shards: list[int], submitted_before: datetime, cause: str,
     if job_ids:
         log.warning("finishing %d unfinished job(s) of shards %s: %s", len(job_ids), shards, why)
         RECOVERED.labels(cause).inc(len(job_ids))
-    for start in range(0, len(job_ids), CHUNK):
-        run_jobs(job_ids[start:start + CHUNK])
+    run_in_batches(job_ids)
     return len(job_ids)
 
 

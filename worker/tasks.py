@@ -88,7 +88,12 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
         job_ids.extend([ids] if isinstance(ids, str) else ids)  # one id: a message from before groups
         # The API names the request that accepted each job in a header (shared.celery_app.enqueue_jobs).
         request_ids.update((request.request_dict or {}).get("request_ids") or {})
-    # Messages carry groups of jobs: keep each transaction (and its lock hold) to the batch size.
+    run_in_batches(job_ids, request_ids)
+
+
+def run_in_batches(job_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:
+    """Jobs in this order, at most APPLY_BATCH_SIZE per transaction (and lock hold): messages carry
+    groups of jobs, and recovery hands over whole backlogs."""
     size = _settings.apply_batch_size
     for start in range(0, len(job_ids), size):
         run_jobs(job_ids[start:start + size], request_ids)

@@ -48,16 +48,23 @@ def set_job_outcomes(session: Session, outcomes: list[tuple[str, str, Any, Any]]
     dialect = conn.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     case = "CASE id " + " ".join([f"WHEN {mark} THEN {mark}"] * len(outcomes)) + " END"
-    ids = [job_id for job_id, *_ in outcomes]
-    params: list[Any] = []
-    for column in (1, 2, 3):  # status, result, error
-        for outcome in outcomes:
-            value = outcome[column]
-            # JSON columns get JSON text, as SQLAlchemy's JSON type would send; None is SQL NULL.
-            params += [outcome[0], value if column == 1 or value is None else json.dumps(value)]
+    ids = [job_id for job_id, _, _, _ in outcomes]
+
+    def when_then(values: list[Any]) -> list[Any]:
+        return [param for job_id, value in zip(ids, values, strict=True) for param in (job_id, value)]
+
+    statuses = [status for _, status, _, _ in outcomes]
+    results = [_json_text(result) for _, _, result, _ in outcomes]
+    errors = [_json_text(error) for _, _, _, error in outcomes]
     timestamp = Job.__table__.c.completed_at.type.dialect_impl(dialect).bind_processor(dialect)
     completed_at = timestamp(now) if timestamp else now
     conn.exec_driver_sql(
         f"UPDATE job SET status = {case}, result = {case}, error = {case}, completed_at = {mark}, "
         f"started_at = COALESCE(started_at, {mark}) WHERE id IN ({', '.join([mark] * len(ids))})",
-        tuple([*params, completed_at, completed_at, *ids]))
+        (*when_then(statuses), *when_then(results), *when_then(errors), completed_at, completed_at,
+         *ids))
+
+
+def _json_text(value: Any) -> str | None:
+    """What SQLAlchemy's JSON type would send for a value; None is SQL NULL, not the text 'null'."""
+    return None if value is None else json.dumps(value)
