@@ -27,8 +27,11 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    # FastAPI's own OpenTelemetry layer is off: metrics and logs are ours (api/telemetry.py), and
+    # it asked the global providers on every request whether anyone listens (a few % of the loop).
     app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
-                  description="Stock commands are queued and applied exactly once; see README.")
+                  description="Stock commands are queued and applied exactly once; see README.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
     for module in (commands, jobs, stock, catalog, health):
