@@ -26,7 +26,7 @@ from api.admission import rate_limit_all
 from api.grouped import GroupThread, Waiting
 from api.problems import ProblemError, unavailable
 from shared.api_keys import check, find_keys
-from shared.celery_app import enqueue_jobs
+from shared.celery_app import enqueue_groups
 from shared.clock import rfc3339
 from shared.db import get_engine
 from shared.logs import current as current_log_field
@@ -215,27 +215,25 @@ class JobWriter(GroupThread):
         return written
 
     def _queue(self, written: list[Submission]) -> None:
-        """One message per shard; a shard the broker refuses has its jobs taken back (503).
-        No status copy goes to Redis: a poll of a job that is not finished reads its row."""
+        """One message per shard, all in one broker round trip; if the broker refuses them, the
+        jobs are taken back (503). No status copy goes to Redis: a poll of a job that is not
+        finished reads its row."""
         if not written:
             return
-        by_shard: dict[int, list[Submission]] = {}
+        by_shard: dict[int, list[str]] = {}
         for submission in written:
-            by_shard.setdefault(submission.shard, []).append(submission)
-        for shard, submissions in by_shard.items():
-            ids = [s.row["id"] for s in submissions]  # type: ignore[index]
-            try:
-                enqueue_jobs(ids, shard, {s.row["id"]: s.request_id for s in submissions})  # type: ignore[index]
-            except Exception:
-                log.warning("could not queue %d jobs to shard %d", len(ids), shard, exc_info=True)
-                taken_back = _take_back(ids)
-                for submission in submissions:
-                    if submission.row["id"] in taken_back:  # type: ignore[index]
-                        submission.settle(unavailable("queue"))
-                        submission.row = None
+            by_shard.setdefault(submission.shard, []).append(submission.row["id"])  # type: ignore[index]
+        try:
+            enqueue_groups(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
+            taken_back: set[str] = set()
+        except Exception:
+            log.warning("could not queue %d jobs to %d shards", len(written), len(by_shard), exc_info=True)
+            taken_back = _take_back([s.row["id"] for s in written])  # type: ignore[index]
         for submission in written:
-            if submission.row is not None:
-                submission.settle(_acceptance(submission.row))
+            if submission.row["id"] in taken_back:  # type: ignore[index]
+                submission.settle(unavailable("queue"))
+            else:
+                submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
 
 
 def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]:
