@@ -11,6 +11,7 @@ The writer also decides what the accept path needs the database for: Idempotency
 refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
 """
 
+import json
 import logging
 import time
 import uuid
@@ -19,7 +20,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.admission import rate_limit_all
@@ -158,7 +159,7 @@ class JobWriter(GroupThread):
             if fresh:
                 self.inserting = True
                 try:
-                    conn.execute(insert(Job), [s.row for s in fresh])
+                    _insert_jobs(conn, [s.row for s in fresh])
                     conn.commit()
                 except IntegrityError:
                     # A racing request in another process took one of the keys: one at a time.
@@ -201,7 +202,7 @@ class JobWriter(GroupThread):
         written = []
         for submission in fresh:
             try:
-                conn.execute(insert(Job), [submission.row])
+                _insert_jobs(conn, [submission.row])  # type: ignore[list-item]
                 conn.commit()
                 written.append(submission)
             except IntegrityError:
@@ -256,6 +257,23 @@ def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]
         if refusal is not None:
             submission.settle(refusal)
     return [s for s in group if not s.settled]
+
+
+_JOB_COLUMNS = ("id", "kind", "mode", "status", "payload", "shard", "attempts", "api_key_id",
+                "idempotency_key", "request_hash", "submitted_at")
+
+
+def _insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT, as driver SQL: built as an expression, SQLAlchemy spent more CPU
+    preparing the group's rows than the database spent inserting them."""
+    dialect = conn.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    timestamp = Job.__table__.c.submitted_at.type.dialect_impl(dialect).bind_processor(dialect)
+    values = [tuple(json.dumps(row[c]) if c == "payload" else
+                    timestamp(row[c]) if c == "submitted_at" and timestamp else row[c]
+                    for c in _JOB_COLUMNS) for row in rows]
+    conn.exec_driver_sql(f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "
+                         f"VALUES ({', '.join([mark] * len(_JOB_COLUMNS))})", values)
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:
