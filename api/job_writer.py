@@ -11,7 +11,6 @@ The writer also decides what the accept path needs the database for: Idempotency
 refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
 """
 
-import json
 import logging
 import time
 import uuid
@@ -34,6 +33,7 @@ from shared.logs import current as current_log_field
 from shared.models import Job, utcnow
 from shared.problems import Problem
 from shared.settings import get_settings
+from shared.stock.upsert import insert_jobs
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class JobWriter(GroupThread):
             if fresh:
                 self.inserting = True
                 try:
-                    _insert_jobs(conn, [s.row for s in fresh])
+                    insert_jobs(conn, [s.row for s in fresh])
                     conn.commit()
                 except IntegrityError:
                     # A racing request in another process took one of the keys: one at a time.
@@ -202,7 +202,7 @@ class JobWriter(GroupThread):
         written = []
         for submission in fresh:
             try:
-                _insert_jobs(conn, [submission.row])  # type: ignore[list-item]
+                insert_jobs(conn, [submission.row])  # type: ignore[list-item]
                 conn.commit()
                 written.append(submission)
             except IntegrityError:
@@ -224,9 +224,9 @@ class JobWriter(GroupThread):
         by_shard: dict[int, list[str]] = {}
         for submission in written:
             by_shard.setdefault(submission.shard, []).append(submission.row["id"])  # type: ignore[index]
+        taken_back: set[str] = set()
         try:
             enqueue_groups(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
-            taken_back: set[str] = set()
         except Exception:
             log.warning("could not queue %d jobs to %d shards", len(written), len(by_shard), exc_info=True)
             taken_back = _take_back([s.row["id"] for s in written])  # type: ignore[index]
@@ -257,23 +257,6 @@ def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]
         if refusal is not None:
             submission.settle(refusal)
     return [s for s in group if not s.settled]
-
-
-_JOB_COLUMNS = ("id", "kind", "mode", "status", "payload", "shard", "attempts", "api_key_id",
-                "idempotency_key", "request_hash", "submitted_at")
-
-
-def _insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """One multi-row INSERT, as driver SQL: built as an expression, SQLAlchemy spent more CPU
-    preparing the group's rows than the database spent inserting them."""
-    dialect = conn.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    timestamp = Job.__table__.c.submitted_at.type.dialect_impl(dialect).bind_processor(dialect)
-    values = [tuple(json.dumps(row[c]) if c == "payload" else
-                    timestamp(row[c]) if c == "submitted_at" and timestamp else row[c]
-                    for c in _JOB_COLUMNS) for row in rows]
-    conn.exec_driver_sql(f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "
-                         f"VALUES ({', '.join([mark] * len(_JOB_COLUMNS))})", values)
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:

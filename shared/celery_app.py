@@ -50,12 +50,6 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
-def enqueue_jobs(job_ids: list[str], shard: int, request_ids: dict[str, str | None] | None = None) -> None:
-    """Publish job ids, in accepted order, to their shard queue as one message. Raises if the
-    broker does not take it."""
-    enqueue_groups({shard: job_ids}, request_ids)
-
-
 def enqueue_groups(by_shard: dict[int, list[str]], request_ids: dict[str, str | None] | None = None) -> None:
     """Publish each shard's job ids, in accepted order, to its queue as one message, all in one
     broker round trip (kombu's publish batch: one Redis pipeline). The API accepts jobs in groups:

@@ -86,7 +86,7 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
     for request in requests:
         ids = request.args[0]
         job_ids.extend([ids] if isinstance(ids, str) else ids)  # one id: a message from before groups
-        # The API names the request that accepted each job in a header (shared.celery_app.enqueue_jobs).
+        # The API names the request that accepted each job in a header (shared.celery_app.enqueue_groups).
         request_ids.update((request.request_dict or {}).get("request_ids") or {})
     run_in_batches(job_ids, request_ids)
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from sqlalchemy import func, select
 
-from shared.celery_app import enqueue_jobs
+from shared.celery_app import enqueue_groups
 from shared.models import Job, LedgerEntry
 from tests.e2e.conftest import assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
@@ -58,8 +58,8 @@ def test_a_job_delivered_twice_changes_stock_once(client, db, workers):
 
     # The same message again, twice, as a broker redelivery would send it.
     shard = db.scalar(select(Job.shard).where(Job.id == job_id))
-    enqueue_jobs([job_id], shard)
-    enqueue_jobs([job_id], shard)
+    enqueue_groups({shard: [job_id]})
+    enqueue_groups({shard: [job_id]})
     deadline = time.monotonic() + 30
     while _redeliveries_seen(workers, job_id) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

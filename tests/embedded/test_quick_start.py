@@ -231,8 +231,8 @@ def test_a_message_carrying_a_group_of_job_ids_goes_through_the_folder(client, e
                                   "quantity": quantity}), shard_for(warehouse, len(all_queues())))
              for job_id, quantity in zip(ids, (1, 2, 3), strict=True)])
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from shared.celery_app import enqueue_jobs; "
-         "enqueue_jobs(sys.argv[2:], int(sys.argv[1]))",
+        [sys.executable, "-c", "import sys; from shared.celery_app import enqueue_groups; "
+         "enqueue_groups({int(sys.argv[1]): sys.argv[2:]})",
          str(shard_for(warehouse, len(all_queues()))), *ids],
         cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
