@@ -66,7 +66,7 @@ class Stack:
             queue = f"{env['QUEUE_PREFIX']}.{shard}"
             self._spawn(f"worker-{shard}", [
                 sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queue,
-                "--concurrency", "1", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+                "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
                 "--loglevel", "WARNING"])
         self._wait_ready()
 

@@ -53,9 +53,10 @@ class Settings(BaseSettings):
 
     # Worker batching: up to this many queued jobs share one transaction, waiting at most the interval.
     apply_batch_size: int = Field(default=200, ge=1, le=5000)
-    # The flush timer runs in the consumer and hands a batch to the pool every interval even while
-    # the pool's process is busy: at 0.02 s a loaded worker got a queue of small batches, each paying
-    # two commits, and fell seconds behind (bench S2); at 0.1 s batches grow with the load.
+    # The flush timer runs in the consumer every interval. With the prefork pool it handed batches
+    # on even while the child was busy: at 0.02 s a loaded worker got a queue of small batches, each
+    # paying two commits, and fell seconds behind (bench S2). With the solo pool a batch runs in the
+    # consumer, and what arrives meanwhile waits for the next flush; 0.05 s was not faster than 0.1.
     apply_batch_interval_seconds: float = Field(default=0.1, gt=0, le=5)
 
     # Worker: how long a row lock may be waited for before retrying, and how often to retry.

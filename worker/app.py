@@ -29,7 +29,8 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
 
 @worker_process_init.connect
 def _own_connections(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-    """A pool process forked after the parent used the database (start-up recovery runs in the
+    """Only for the prefork pool (bin/run and the images use solo, which forks nothing). A pool
+    process forked after the parent used the database (start-up recovery runs in the
     parent) inherits its pooled connections: two processes on one socket. Drop them, unclosed,
     so the child opens its own and the parent's stay intact."""
     get_engine().dispose(close=False)

@@ -65,13 +65,15 @@ def test_sigkill_while_applying_a_batch_loses_nothing_and_applies_once(auth, db)
     assert_books_balance(db)
 
 
-def test_a_pool_process_killed_outright_is_replaced_and_the_worker_goes_on(auth, db):
-    """The replacement is forked after the parent's start-up recovery used the database: it must
-    open connections of its own (worker.app's worker_process_init) and apply the next commands."""
+def test_a_prefork_pool_process_killed_outright_is_replaced_and_the_worker_goes_on(auth, db):
+    """bin/run and the images use the solo pool; a deployment that runs the prefork pool instead
+    still works. Its replacement child is forked after the parent's start-up recovery used the
+    database: it must open connections of its own (worker.app's worker_process_init) and apply the
+    next commands."""
     prefix = f"child{uuid.uuid4().hex[:8]}"
     env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
     api, url = start_api(env, workers=1)
-    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env, pool="prefork")
     try:
         with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
             warehouse, sku = unique("CHILD"), unique("SKU")

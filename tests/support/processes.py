@@ -91,7 +91,7 @@ def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Proc
 
 def start_worker(name: str, queues: Iterable[str] | None = None,
                  env: dict[str, str] | None = None, concurrency: int = 1,
-                 pool: str = "prefork") -> Process:
+                 pool: str = "solo") -> Process:
     queues = queues or all_queues()
     # Its own metrics port: tests run several workers on the same shards, which bin/run never does.
     metrics_port = free_port()

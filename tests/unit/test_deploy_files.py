@@ -165,7 +165,7 @@ def test_worker_consumes_every_shard_queue_with_one_process(services):
     shard_count = int(worker["environment"].get("SHARD_COUNT", Settings().shard_count))
     queues = set(option_value(args, "-Q", "--queues").split(","))
     assert queues == {f"stock.{shard}" for shard in range(shard_count)}
-    assert option_value(args, "-c", "--concurrency") == "1"
+    assert option_value(args, "-P", "--pool") == "solo", "one batch at a time, in the worker process"
     assert worker.get("deploy", {}).get("replicas", 1) == 1, "one consumer per shard queue"
 
 
