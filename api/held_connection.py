@@ -5,6 +5,11 @@ on top of the group's own work, and in a busy API process every round trip also 
 behind the event loop. A grouping thread serves one group at a time, so it keeps one connection
 instead, pings it only after it sat idle, and drops it after any error, so the next group starts on
 a fresh connection (what pre-ping did for every checkout).
+
+The connection autocommits: each statement is its own transaction, so a write is durable when it
+returns, without a COMMIT round trip, and a group that only read needs no ROLLBACK either (the
+engine skips it, `shared/db.py`). The threads' work is single statements: a key lookup, a count,
+one INSERT for a group's jobs.
 """
 
 import time
@@ -26,8 +31,8 @@ class HeldConnection:
 
     @contextmanager
     def use(self) -> Iterator[Connection]:
-        """The connection; a transaction the caller leaves open is rolled back on the way out, so
-        no lock or snapshot outlives the group."""
+        """The connection, autocommitting. SQLAlchemy's own bookkeeping of a transaction is ended
+        on the way out (no round trip)."""
         conn = self._connection()
         try:
             yield conn
@@ -56,5 +61,5 @@ class HeldConnection:
             except Exception:  # noqa: BLE001  (whatever the driver raises, the connection is gone)
                 self.discard()
         if self._conn is None:
-            self._conn = get_engine().connect()
+            self._conn = get_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
         return self._conn

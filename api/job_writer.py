@@ -9,6 +9,10 @@ idea as InnoDB's group commit). Under no load a group is one job and nothing wai
 The writer also decides what the accept path needs the database for: Idempotency-Key replays
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
 refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
+
+Its connection autocommits (api/held_connection.py): the group's one INSERT is its own durable
+transaction, with no COMMIT round trip after it. Nothing here needs more than one statement to be
+atomic: the key check that must hold at the moment of writing is part of the INSERT.
 """
 
 import logging
@@ -24,8 +28,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.admission import rate_limit_all
 from api.grouped import GroupThread, Waiting
+from api.known_keys import KnownKeys
 from api.problems import ProblemError, unavailable
-from shared.api_keys import check, find_keys
+from shared.api_keys import check
 from shared.celery_app import enqueue_groups
 from shared.clock import rfc3339
 from shared.db import get_engine
@@ -124,6 +129,7 @@ class JobWriter(GroupThread):
     def __init__(self) -> None:
         self.gather_seconds = get_settings().accept_group_wait_seconds
         self.backlog = Backlog()
+        self.keys = KnownKeys()
         self.inserting = False  # this group's INSERT has been sent: it must not be served again
         super().__init__("job-writer")
 
@@ -151,23 +157,39 @@ class JobWriter(GroupThread):
         deferred: list[Submission] = []
         self.inserting = False
         with self.connection.use() as conn:
-            group = _authenticate(conn, group)
+            group = self._authenticate(conn, group)
             if self.backlog.stale():
                 self.backlog.refresh(conn)
             originals = _originals(conn, [s for s in group if s.idempotency_key])
             fresh = self._admit(conn, group, originals, deferred)
             if fresh:
                 self.inserting = True
-                try:
-                    insert_jobs(conn, [s.row for s in fresh])
-                    conn.commit()
-                except IntegrityError:
-                    # A racing request in another process took one of the keys: one at a time.
-                    conn.rollback()
-                    fresh = self._insert_one_by_one(conn, fresh)
+                fresh = self._insert(conn, fresh)
         self._queue(fresh)
         for submission in deferred:  # written now: the next group answers them as replays
             self.requeue(submission)
+
+    def _authenticate(self, conn: Connection, group: list[Submission]) -> list[Submission]:
+        """Check the keys that came with the jobs (secret and write scope; revocation is checked
+        again by the INSERT) and their rate limits in one Redis round trip; settle the refused
+        and return the rest."""
+        keyed = [(s, s.key) for s in group if s.key is not None]
+        if not keyed:
+            return group
+        rows = self.keys.rows(conn, (prefix for _, (prefix, _) in keyed))
+        valid: list[Submission] = []
+        for submission, (prefix, secret) in keyed:
+            principal = check(rows.get(prefix), secret)
+            if principal is None or not principal.can("write"):
+                self.keys.forget(prefix)  # the route reads it afresh and says why
+                submission.settle(KeyRefused())
+            else:
+                submission.api_key_id = principal.key_id
+                valid.append(submission)
+        for submission, refusal in zip(valid, rate_limit_all([s.api_key_id for s in valid]), strict=True):
+            if refusal is not None:
+                submission.settle(refusal)
+        return [s for s in group if not s.settled]
 
     def _admit(self, conn: Connection, group: list[Submission], originals: dict[tuple[int, str], Any],
                deferred: list[Submission]) -> list[Submission]:
@@ -182,7 +204,6 @@ class JobWriter(GroupThread):
             if original is not None and original.submitted_at < oldest_kept:
                 # Past retention the key is free again: release it from the old job.
                 conn.execute(update(Job).where(Job.id == original.id).values(idempotency_key=None))
-                conn.commit()
                 original = None
             if original is not None:
                 submission.settle(_replay_or_mismatch(submission, original))
@@ -198,13 +219,32 @@ class JobWriter(GroupThread):
                 fresh.append(submission)
         return fresh
 
+    def _insert(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
+        """Write the jobs; return those written. A job whose key came with it (the fast path) is
+        written only if the key is still not revoked; the others are settled KeyRefused."""
+        try:
+            written = insert_jobs(conn, [s.row for s in fresh], [s.key is not None for s in fresh])  # type: ignore[misc]
+        except IntegrityError:
+            # A racing request in another process took one of the keys: one at a time.
+            conn.rollback()
+            return self._insert_one_by_one(conn, fresh)
+        if written == len(fresh):
+            return fresh
+        # Some key was revoked since it was checked (a rare race): which jobs are there?
+        present = set(conn.scalars(select(Job.id).where(Job.id.in_([s.row["id"] for s in fresh]))))  # type: ignore[index]
+        for submission in fresh:
+            if submission.row["id"] not in present:  # type: ignore[index]
+                self._refuse(submission)
+        return [s for s in fresh if not s.settled]
+
     def _insert_one_by_one(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
         written = []
         for submission in fresh:
             try:
-                insert_jobs(conn, [submission.row])  # type: ignore[list-item]
-                conn.commit()
-                written.append(submission)
+                if insert_jobs(conn, [submission.row], [submission.key is not None]):  # type: ignore[list-item]
+                    written.append(submission)
+                else:
+                    self._refuse(submission)
             except IntegrityError:
                 conn.rollback()
                 original = _originals(conn, [submission]).get(
@@ -214,6 +254,13 @@ class JobWriter(GroupThread):
                 self.backlog.accepted_since -= 1
                 submission.settle(_replay_or_mismatch(submission, original))
         return written
+
+    def _refuse(self, submission: Submission) -> None:
+        """A job not written because its key was revoked: the route says so (401)."""
+        self.backlog.accepted_since -= 1
+        if submission.key is not None:
+            self.keys.forget(submission.key[0])
+        submission.settle(KeyRefused())
 
     def _queue(self, written: list[Submission]) -> None:
         """One message per shard, all in one broker round trip; if the broker refuses them, the
@@ -235,28 +282,6 @@ class JobWriter(GroupThread):
                 submission.settle(unavailable("queue"))
             else:
                 submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
-
-
-def _authenticate(conn: Connection, group: list[Submission]) -> list[Submission]:
-    """Check the keys that came with the jobs, in the transaction that writes them, and their rate
-    limits in one Redis round trip; settle the refused and return the rest. A job is written only
-    if its key was valid at that moment."""
-    keyed = [(s, s.key) for s in group if s.key is not None]
-    if not keyed:
-        return group
-    rows = find_keys(conn, (prefix for _, (prefix, _) in keyed))
-    valid: list[Submission] = []
-    for submission, (prefix, secret) in keyed:
-        principal = check(rows.get(prefix), secret)
-        if principal is None or not principal.can("write"):
-            submission.settle(KeyRefused())
-        else:
-            submission.api_key_id = principal.key_id
-            valid.append(submission)
-    for submission, refusal in zip(valid, rate_limit_all([s.api_key_id for s in valid]), strict=True):
-        if refusal is not None:
-            submission.settle(refusal)
-    return [s for s in group if not s.settled]
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:

@@ -30,6 +30,9 @@ def get_engine() -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_overflow,
         isolation_level="READ COMMITTED",
+        # The API's grouping threads keep autocommitting connections (api/held_connection.py): a
+        # ROLLBACK there would be a round trip that undoes nothing.
+        skip_autocommit_rollback=True,
     )
     if engine.dialect.name in ("mysql", "mariadb"):
         lock_wait = settings.lock_wait_timeout_seconds

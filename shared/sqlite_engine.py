@@ -39,7 +39,9 @@ def create_sqlite_engine(url: str | URL, *, busy_timeout_seconds: float) -> Engi
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # An autocommitting connection (the API's grouping threads) runs each statement alone.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

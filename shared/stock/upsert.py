@@ -2,6 +2,7 @@
 dialect-specific corner of the apply and accept paths."""
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,16 +68,35 @@ _JOB_COLUMNS = ("id", "kind", "mode", "status", "payload", "shard", "attempts", 
                 "idempotency_key", "request_hash", "submitted_at")
 
 
-def insert_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert accepted jobs, given as column -> value, with one multi-row INSERT. Driver SQL: built
-    as an expression, SQLAlchemy spent more CPU preparing a group's rows than the database spent
-    inserting them, on the API's job writer thread."""
+def insert_jobs(conn: Connection, rows: list[dict[str, Any]],
+                live_key: Sequence[bool] | None = None) -> int:
+    """Insert accepted jobs, given as column -> value, with one statement; returns how many rows
+    it wrote. Where `live_key` is true for a row, the row is written only if its api_key_id names
+    a key that is not revoked at that moment: the job writer checks a key it has seen before
+    without reading it again (api/job_writer.py), and this makes a revocation count from the very
+    next INSERT. Driver SQL: built as an expression, SQLAlchemy spent more CPU preparing a group's
+    rows than the database spent inserting them, on the API's job writer thread."""
     mark, timestamp = _mark(conn.dialect), _timestamp(conn.dialect)
     values = [(r["id"], r["kind"], r["mode"], r["status"], json.dumps(r["payload"]), r["shard"],
                r["attempts"], r["api_key_id"], r["idempotency_key"], r["request_hash"],
                timestamp(r["submitted_at"])) for r in rows]
-    conn.exec_driver_sql(f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) "
-                         f"VALUES ({', '.join([mark] * len(_JOB_COLUMNS))})", values)
+    columns = ", ".join(_JOB_COLUMNS)
+    if not live_key or not any(live_key):
+        conn.exec_driver_sql(f"INSERT INTO job ({columns}) VALUES ({', '.join([mark] * len(_JOB_COLUMNS))})",
+                             values)
+        return len(rows)
+    # The rows as a derived table (UNION ALL of one-row SELECTs: the spelling MariaDB, MySQL and
+    # SQLite share), each with the key to find live or NULL, filtered in the same statement.
+    first = "SELECT " + ", ".join(f"{mark} AS {name}" for name in (*_JOB_COLUMNS, "live_key"))
+    more = " UNION ALL SELECT " + ", ".join([mark] * (len(_JOB_COLUMNS) + 1))
+    params = [param for row, check in zip(values, live_key, strict=True)
+              for param in (*row, row[_JOB_COLUMNS.index("api_key_id")] if check else None)]
+    result = conn.exec_driver_sql(
+        f"INSERT INTO job ({columns}) SELECT {columns} FROM ({first}{more * (len(rows) - 1)}) AS v "
+        f"WHERE v.live_key IS NULL OR EXISTS "
+        f"(SELECT 1 FROM api_key AS k WHERE k.id = v.live_key AND k.revoked_at IS NULL)",
+        tuple(params))
+    return result.rowcount
 
 
 def _mark(dialect: Dialect) -> str:

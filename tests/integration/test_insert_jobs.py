@@ -1,0 +1,57 @@
+"""The job writer's INSERT on real MySQL: one statement that writes a job only if the key that came
+with it is still live, so a revocation counts from the next command (api/job_writer.py)."""
+
+import uuid
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from api.held_connection import HeldConnection
+from shared.api_keys import create_key, revoke_key
+from shared.models import ApiKey, Job, utcnow
+from shared.settings import get_settings
+from shared.stock.upsert import insert_jobs
+
+
+def _key(session: Session) -> tuple[int, str]:
+    prefix = create_key(session, name="insert-jobs", scopes=frozenset({"write"})).split("_")[1]
+    return session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)), prefix
+
+
+def _row(api_key_id: int) -> dict:
+    return {"id": str(uuid.uuid4()), "kind": "command", "mode": None, "status": "queued",
+            "payload": {"type": "receive", "warehouse": "W", "sku": "S", "quantity": 1}, "shard": 0,
+            "attempts": 0, "api_key_id": api_key_id, "idempotency_key": None, "request_hash": None,
+            "submitted_at": utcnow()}
+
+
+def test_only_jobs_of_live_keys_are_written_where_asked_and_the_count_says_how_many():
+    with Session(create_engine(get_settings().database_url)) as session:
+        (live, _), (revoked, revoked_prefix) = _key(session), _key(session)
+        assert revoke_key(session, prefix=revoked_prefix)
+        session.commit()
+        rows = [_row(live), _row(revoked), _row(revoked), _row(live)]
+        # The third row's key is not to be checked (a route already authenticated its caller).
+        checks = [True, True, False, True]
+
+        held = HeldConnection()
+        with held.use() as conn:
+            written = insert_jobs(conn, rows, checks)
+        held.discard()
+
+        stored = set(session.scalars(select(Job.id).where(Job.id.in_([r["id"] for r in rows]))))
+    assert written == 3
+    assert stored == {rows[0]["id"], rows[2]["id"], rows[3]["id"]}
+
+
+def test_the_writers_connection_autocommits_so_the_insert_is_durable_when_it_returns():
+    with Session(create_engine(get_settings().database_url)) as session:
+        key_id, _ = _key(session)
+        session.commit()
+        row = _row(key_id)
+        held = HeldConnection()
+        with held.use() as conn:
+            assert insert_jobs(conn, [row], [True]) == 1
+            # Seen from another connection before this one does anything else: committed.
+            assert session.scalar(select(Job.status).where(Job.id == row["id"])) == "queued"
+        held.discard()
