@@ -3,10 +3,10 @@
 With the solo pool (bin/run, the images) one process applies jobs and serves /metrics; with the
 prefork pool jobs are applied in a child process while the main process serves /metrics (and
 finishes abandoned jobs at start). prometheus-client's multiprocess mode lets the main process serve
-what every process of this worker counted, whichever pool runs; it decides where values live when it is imported, from
-PROMETHEUS_MULTIPROC_DIR. Each worker makes a fresh directory of its own, whatever that variable
-says in the environment (bin/run sets one for the API), so two workers never add up each other's
-counts and no stale files survive a restart.
+what every process of this worker counted, whichever pool runs; it decides where values live when
+it is imported, from PROMETHEUS_MULTIPROC_DIR. Each worker makes a fresh directory of its own,
+whatever that variable says in the environment (bin/run sets one for the API), so two workers never
+add up each other's counts and no stale files survive a restart.
 """
 
 import atexit
