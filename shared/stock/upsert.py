@@ -14,6 +14,16 @@ from shared.models import Job, StockLevel
 from shared.stock.planning import Balance, Key
 
 
+def _upsert_levels_statement() -> Any:
+    stmt = mysql.insert(StockLevel.__table__)
+    return stmt.on_duplicate_key_update(on_hand=stmt.inserted.on_hand, version=stmt.inserted.version,
+                                        updated_at=stmt.inserted.updated_at)
+
+
+# Built once: building it (its `inserted` columns) for every batch cost more than running it.
+_UPSERT_LEVELS = _upsert_levels_statement()
+
+
 def upsert_levels(session: Session, balances: dict[int, tuple[Key, Balance]], now: datetime) -> None:
     """Set on_hand and version of existing levels, given as level id -> (key, balance)."""
     if not balances:
@@ -24,12 +34,7 @@ def upsert_levels(session: Session, balances: dict[int, tuple[Key, Balance]], no
     if session.get_bind().dialect.name in ("mysql", "mariadb"):
         # One multi-row statement instead of a round trip per level. The rows exist and are locked,
         # so this always takes the UPDATE branch.
-        table = StockLevel.__table__
-        stmt = mysql.insert(table)
-        stmt = stmt.on_duplicate_key_update(
-            on_hand=stmt.inserted.on_hand, version=stmt.inserted.version,
-            updated_at=stmt.inserted.updated_at)
-        session.execute(stmt, [{"id": r["level_id"], "warehouse_id": r["warehouse_id"],
+        session.execute(_UPSERT_LEVELS, [{"id": r["level_id"], "warehouse_id": r["warehouse_id"],
                                 "product_id": r["product_id"],
                                 "on_hand": r["on_hand"], "version": r["version"],
                                 "updated_at": now} for r in rows])
