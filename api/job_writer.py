@@ -1,10 +1,12 @@
-"""Group commit for accepted jobs: many requests, one INSERT, one commit, one message per shard.
+"""Group commit for accepted jobs: many requests, one INSERT, then their messages.
 
-A job row must be committed before the 202 (the row is the durable promise) and queued after it.
-Done per request, that is a commit and a broker round trip for every command, and they cap the
-accept path. Instead each API process has one writer thread: requests hand it their job and await
-the answer; it takes everything that arrived while it was busy and writes it together (the same
-idea as InnoDB's group commit). Under no load a group is one job and nothing waits for company.
+A job row must be committed before the 202: the row is the durable promise. Done per request,
+that is a commit for every command, and it caps the accept path. Instead each API process has one
+writer thread: requests hand it their job and await the answer; it takes everything that arrived
+while it was busy and writes it together (the same idea as InnoDB's group commit). Under no load a
+group is one job and nothing waits for company. The committed jobs' messages are the publisher's to
+send (api/publisher.py), a few groups at a time; while the broker refuses them, new jobs are
+refused (503) rather than written.
 
 The writer also decides what the accept path needs the database for: Idempotency-Key replays
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
@@ -23,17 +25,16 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.admission import rate_limit_all
 from api.grouped import GroupThread, Waiting
 from api.known_keys import KnownKeys
 from api.problems import ProblemError, unavailable
+from api.publisher import get_publisher
 from shared.api_keys import check
-from shared.celery_app import enqueue_groups
 from shared.clock import rfc3339
-from shared.db import get_engine
 from shared.logs import current as current_log_field
 from shared.models import Job, utcnow
 from shared.problems import Problem
@@ -209,6 +210,8 @@ class JobWriter(GroupThread):
                 submission.settle(_replay_or_mismatch(submission, original))
             elif submission.idempotency_key and key in claimed:
                 deferred.append(submission)  # the same key twice in one group
+            elif not get_publisher().healthy:
+                submission.settle(unavailable("queue"))  # not written: nothing to take back
             elif self.backlog.estimate >= settings.max_queued_jobs:
                 submission.settle(_overloaded(self.backlog.estimate))
             else:
@@ -263,25 +266,16 @@ class JobWriter(GroupThread):
         submission.settle(KeyRefused())
 
     def _queue(self, written: list[Submission]) -> None:
-        """One message per shard, all in one broker round trip; if the broker refuses them, the
-        jobs are taken back (503). No status copy goes to Redis: a poll of a job that is not
-        finished reads its row."""
+        """Hand the committed jobs to the publisher, by shard in commit order, and answer 202. No
+        status copy goes to Redis: a poll of a job that is not finished reads its row."""
         if not written:
             return
         by_shard: dict[int, list[str]] = {}
         for submission in written:
             by_shard.setdefault(submission.shard, []).append(submission.row["id"])  # type: ignore[index]
-        taken_back: set[str] = set()
-        try:
-            enqueue_groups(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
-        except Exception:
-            log.warning("could not queue %d jobs to %d shards", len(written), len(by_shard), exc_info=True)
-            taken_back = _take_back([s.row["id"] for s in written])  # type: ignore[index]
+        get_publisher().submit(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
         for submission in written:
-            if submission.row["id"] in taken_back:  # type: ignore[index]
-                submission.settle(unavailable("queue"))
-            else:
-                submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
+            submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:
@@ -312,17 +306,6 @@ def _originals(conn: Connection, keyed: list[Submission]) -> dict[tuple[int, str
                                Job.api_key_id, Job.idempotency_key)
                         .where(tuple_(Job.api_key_id, Job.idempotency_key).in_(pairs))).all()
     return {(r.api_key_id, r.idempotency_key): r for r in rows}
-
-
-def _take_back(job_ids: list[str]) -> set[str]:
-    """Delete the jobs the broker did not take, unless a starting worker's recovery already took
-    them (then they will be applied, and are accepted after all)."""
-    with get_engine().begin() as conn:
-        still_queued = set(conn.scalars(select(Job.id).where(Job.id.in_(job_ids),
-                                                             Job.status == "queued")
-                                        .with_for_update()))
-        conn.execute(delete(Job).where(Job.id.in_(still_queued)))
-    return still_queued
 
 
 @lru_cache

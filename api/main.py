@@ -1,6 +1,7 @@
 """The API process: `uvicorn api.main:app`."""
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,11 +11,13 @@ from fastapi import FastAPI
 from api import metrics, problems
 from api.body_limit import BodySizeLimit
 from api.fast_commands import FastCommands
+from api.publisher import get_publisher
 from api.routes import catalog, commands, health, jobs, stock
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
+log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -23,6 +26,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else ""
     configure_logging(settings.log_level, secrets=(pepper,))
     yield
+    if get_publisher.cache_info().currsize and not get_publisher().flush(timeout=10):
+        log.warning("shutting down with job messages unpublished; the workers' sweep applies them")
     metrics.process_exiting()
 
 

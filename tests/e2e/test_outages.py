@@ -1,5 +1,8 @@
 """Servers going away: Redis restarted with queued work, MySQL unreachable while the API accepts."""
 
+import base64
+import json
+import os
 import shutil
 import subprocess
 import time
@@ -33,6 +36,13 @@ def _start_redis(port: int, data_dir: Path) -> None:
     raise RuntimeError("test redis did not start")
 
 
+def _queued_job_ids(port: int, queue: str) -> list[str]:
+    """The job ids the messages in this queue carry (a message holds a list of them)."""
+    messages = redis.Redis(port=port).lrange(queue, 0, -1)
+    return [job_id for raw in messages
+            for job_id in json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]]
+
+
 @pytest.fixture
 def own_redis(tmp_path):
     if shutil.which("redis-server") is None:
@@ -59,11 +69,16 @@ def test_queued_commands_survive_a_redis_restart(own_redis, auth, db):
             job_ids = [submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
                        for _ in range(50)]
 
-            # No worker yet: all 50 wait in Redis. Kill it hard and start it on the same files.
+            # No worker yet: all 50 wait in Redis (the API publishes a few groups per message, just
+            # after their 202s). Kill it hard and start it on the same files.
+            queue = f"{prefix}.0"
+            deadline = time.monotonic() + 10
+            while sorted(_queued_job_ids(port, queue)) != sorted(job_ids) and time.monotonic() < deadline:
+                time.sleep(0.05)
             subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
             time.sleep(0.5)
             _start_redis(port, data_dir)
-            assert redis.Redis(port=port).llen(f"{prefix}.0") == 50
+            assert sorted(_queued_job_ids(port, queue)) == sorted(job_ids)
 
             worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
             try:
@@ -111,25 +126,54 @@ def test_the_worker_waits_out_a_database_outage_and_then_finishes_every_job(auth
     assert_books_balance(db)
 
 
-def test_a_broker_that_refuses_the_job_gets_503_and_leaves_no_job(auth, db):
-    """Not queued means not accepted: the committed row is taken back, so nothing applies it later."""
+def test_while_the_broker_is_away_new_work_gets_503_and_accepted_work_is_queued_when_it_is_back(auth, db):
+    """A 202 means the job row is committed; the API queues its message shortly after. If the
+    broker refuses it, the API keeps it and retries, and refuses new work (503, no row) until the
+    broker takes it: then every accepted job is applied, in accepted order."""
     from sqlalchemy import select
 
     from shared.models import Job
 
-    # Redis (status copies, rate limits) answers; the broker does not.
-    api, url = start_api({"BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
-                          "QUEUE_PREFIX": f"nobroker{uuid.uuid4().hex[:8]}"}, workers=1)
+    broker = make_url(os.environ["REDIS_URL"])
+    proxy = TcpProxy(broker.host or "127.0.0.1", broker.port or 6379)
+    prefix = f"nobroker{uuid.uuid4().hex[:8]}"
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
+    api, url = start_api({**env, "BROKER_URL": f"redis://127.0.0.1:{proxy.port}/{broker.database}"},
+                         workers=1)
+    worker = None
     try:
         with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
             warehouse, sku = unique("W"), unique("SKU")
             create_catalog(c, [warehouse], [sku])
-            key = str(uuid.uuid4())
-            r = c.post("/v1/commands", json={"type": "receive", "warehouse": warehouse, "sku": sku,
-                                             "quantity": 1}, headers={"Idempotency-Key": key})
+            command = {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1}
+            proxy.down()
+            accepted: list[str] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                key = str(uuid.uuid4())
+                r = c.post("/v1/commands", json=command, headers={"Idempotency-Key": key})
+                if r.status_code != 202:
+                    break
+                accepted.append(r.json()["job_id"])
             assert r.status_code == 503, r.text
             assert r.json()["type"] == "/problems/unavailable"
             assert int(r.headers["retry-after"]) >= 1
+            assert db.scalar(select(Job.id).where(Job.idempotency_key == key)) is None
+            assert accepted, "the first job is accepted before the publish fails"
+
+            proxy.up()
+            worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+            results = wait_for_jobs(c, accepted, timeout=60)
+            deadline = time.monotonic() + 20
+            while (r := c.post("/v1/commands", json=command)).status_code != 202:
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.2)
     finally:
+        if worker is not None:
+            worker.stop()
         api.stop()
-    assert db.scalar(select(Job.id).where(Job.idempotency_key == key)) is None
+        proxy.close()
+    assert [results[j]["result"]["version_after"] for j in accepted] == list(range(1, len(accepted) + 1))
+    # The last 202 came only once the API's retry had gone through (new work waits for that).
+    assert "the broker took the jobs that waited for it" in api.log_path.read_text()
+    assert_books_balance(db)

@@ -200,13 +200,14 @@ def test_work_queued_while_the_worker_is_down_is_applied_when_it_starts(client, 
     r = client.get(f"/v1/jobs/{first}", headers={"Prefer": "wait=1"})
     assert r.json()["status"] == "queued" and r.headers["Preference-Applied"] == "wait=1"
     # The first job's message is lost, as when a worker dies after taking it from the folder; the
-    # job row is the durable record, and the next worker's recovery applies it.
+    # job row is the durable record, and the next worker's recovery applies it. (The API publishes
+    # the jobs of a few groups together, so the second job may travel in the same message.)
     messages = sorted((data_dir / "queue" / "messages").glob("*.msg"))
-    assert len(messages) == 2
-    # /metrics sees them wait: two unfinished job rows, and two message files in the queue folder.
+    assert len(messages) in (1, 2)
+    # /metrics sees them wait: two unfinished job rows, and their message files in the queue folder.
     samples = _metrics(client)
     assert sum(_values(samples, "stock_queue_depth", state="queued")) == 2
-    assert sum(_values(samples, "stock_queue_messages")) == 2
+    assert sum(_values(samples, "stock_queue_messages")) == len(messages)
     assert _values(samples, "stock_queue_metrics_up", source="queue_folder") == [1]
     messages[0].unlink()
 
