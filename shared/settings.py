@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     max_wait_seconds: int = Field(default=30, ge=0, le=30)
     # While submissions come in groups, the job writer lets each group gather this long before it
     # commits it: fewer, larger commits and messages (api/grouped.py). 0 turns it off.
-    accept_group_wait_seconds: float = Field(default=0.002, ge=0, le=0.05)
+    accept_group_wait_seconds: float = Field(default=0.001, ge=0, le=0.05)
     # The committed jobs' messages go out together over this long (api/publisher.py): fewer, larger
     # messages cost the workers less. It adds at most this much to accept-to-complete. 0: at once.
     publish_interval_seconds: float = Field(default=0.02, ge=0, le=1)
