@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 from celery_batches import Batches, SimpleRequest
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy.orm import Session
 
 from shared import jobs
@@ -95,7 +95,28 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
         job_ids.extend([ids] if isinstance(ids, str) else ids)  # one id: a message from before groups
         # The API names the request that accepted each job in a header (shared.celery_app.enqueue_groups).
         request_ids.update((request.request_dict or {}).get("request_ids") or {})
-    run_in_batches(job_ids, request_ids)
+    run_in_batches([*_overtaken(job_ids), *job_ids], request_ids)
+
+
+# A shard's queued jobs committed before the earliest of the given ones (the batch's).
+_OVERTAKEN = text(
+    "SELECT id FROM job WHERE status = 'queued' "
+    "AND shard IN (SELECT shard FROM job WHERE id IN :ids) "
+    "AND submitted_at < (SELECT MIN(submitted_at) FROM job WHERE id IN :ids) "
+    "ORDER BY submitted_at, id LIMIT :most").bindparams(bindparam("ids", expanding=True))
+
+
+def _overtaken(job_ids: Sequence[str]) -> list[str]:
+    """Jobs of the same shards, committed before these, whose messages have not come yet: applied
+    first, oldest first. Each API process publishes its jobs a few milliseconds after their 202
+    (api/publisher.py), so with several API processes a command accepted after another, by another
+    process, can reach the queue first. Usually there are none; a lost message's job is found here
+    too, at the next batch of its shard rather than at the next sweep."""
+    if not job_ids:
+        return []
+    params = {"ids": list(job_ids), "most": 10 * _settings.apply_batch_size}
+    return run_in_transaction(lambda s: list(s.scalars(_OVERTAKEN, params)),
+                              max_lock_retries=_settings.max_transaction_retries, name="overtaken")
 
 
 def run_in_batches(job_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:

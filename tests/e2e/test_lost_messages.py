@@ -61,3 +61,40 @@ def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, 
     db.rollback()
     assert db.scalars(select(Job.attempts).where(Job.id.in_([j for j, _, _ in lost]))).all() == [1, 1, 1]
     assert_books_balance(db)
+
+
+def test_a_job_whose_message_comes_after_a_later_jobs_is_still_applied_first(auth, db):
+    """With several API processes, each publishes a few milliseconds after its 202s, so a command
+    accepted by one process after another process accepted an earlier one can reach the queue
+    first. The worker applies the shard's older queued jobs before a batch: accepted order holds,
+    at once, not at the next sweep."""
+    prefix = f"overtake{uuid.uuid4().hex[:8]}"
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}  # the sweep stays at its 60 s
+    api, url = start_api(env, workers=1)
+    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+    try:
+        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+            warehouse, sku = unique("OVER"), unique("OVERS")
+            create_catalog(c, [warehouse], [sku])
+            # The earlier job: committed, its message still on its way (here: never sent).
+            key_id = db.scalar(select(ApiKey.id).where(
+                ApiKey.prefix == auth["Authorization"].split("_", 2)[1]))
+            earlier = f"{prefix}-earlier"
+            db.execute(insert(Job), [{
+                "id": earlier, "kind": "command", "status": "queued", "shard": 0, "attempts": 0,
+                "api_key_id": key_id, "submitted_at": utcnow() - timedelta(seconds=1),
+                "payload": {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 5}}])
+            db.commit()
+            # The later one, through the API: it would fail if applied first (nothing to issue).
+            later = submit(c, {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 5})
+            started = time.monotonic()
+            results = wait_for_jobs(c, [earlier, later], timeout=30)
+            took = time.monotonic() - started
+    finally:
+        worker.stop()
+        api.stop()
+    assert results[earlier]["result"] == {"on_hand_after": 5, "version_after": 1}
+    assert results[later]["status"] == "succeeded", results[later]
+    assert results[later]["result"] == {"on_hand_after": 0, "version_after": 2}
+    assert took < 15, f"took {took:.1f} s: found by the sweep, not before the later job's batch"
+    assert_books_balance(db)
