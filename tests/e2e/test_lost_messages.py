@@ -3,7 +3,9 @@ in order and once, without a restart."""
 
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import insert, select
@@ -11,45 +13,55 @@ from sqlalchemy import insert, select
 from shared.models import ApiKey, Job, utcnow
 from tests.e2e.conftest import assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
-from tests.support.processes import start_api, start_worker
+from tests.support.processes import Process, start_api, start_worker
 from tests.support.promql import scrape
+
+
+@contextmanager
+def _api_and_worker(prefix: str, **settings: str) -> Iterator[tuple[str, Process]]:
+    """An API and a worker on one shard queue of their own: (the API's URL, the worker)."""
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1", **settings}
+    api, url = start_api(env, workers=1)
+    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
+    try:
+        yield url, worker
+    finally:
+        worker.stop()
+        api.stop()
+
+
+def _queued_without_message(db, auth, jobs: list[tuple[str, dict]], submitted_at: datetime) -> None:
+    """Committed jobs, as (id, command), whose messages never reached the queue."""
+    key_id = db.scalar(select(ApiKey.id).where(ApiKey.prefix == auth["Authorization"].split("_", 2)[1]))
+    db.execute(insert(Job), [
+        {"id": job_id, "kind": "command", "status": "queued", "shard": 0, "attempts": 0,
+         "api_key_id": key_id, "submitted_at": submitted_at + timedelta(milliseconds=n), "payload": command}
+        for n, (job_id, command) in enumerate(jobs)])
+    db.commit()
 
 
 def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, db):
     prefix = f"lost{uuid.uuid4().hex[:8]}"
-    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1", "SWEEP_INTERVAL_SECONDS": "1"}
-    api, url = start_api(env, workers=1)
-    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
-    try:
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
-            warehouse, sku = unique("LOST"), unique("LOSTS")
-            create_catalog(c, [warehouse], [sku])
-            # The worker is up and has nothing to do: it started before the jobs below existed.
-            first = submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
-            assert wait_for_jobs(c, [first])[first]["status"] == "succeeded"
+    with _api_and_worker(prefix, SWEEP_INTERVAL_SECONDS="1") as (url, worker), \
+            httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+        warehouse, sku = unique("LOST"), unique("LOSTS")
+        create_catalog(c, [warehouse], [sku])
+        # The worker is up and has nothing to do: it started before the jobs below existed.
+        first = submit(c, {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1})
+        assert wait_for_jobs(c, [first])[first]["status"] == "succeeded"
 
-            # Committed jobs whose messages never reached the queue: what the API leaves behind when
-            # Redis loses its last appends after the commit.
-            key_id = db.scalar(select(ApiKey.id).where(
-                ApiKey.prefix == auth["Authorization"].split("_", 2)[1]))
-            accepted = utcnow() - timedelta(seconds=5)
-            lost = [(f"{prefix}-{n}", kind, quantity) for n, (kind, quantity) in
-                    enumerate([("receive", 5), ("issue", 6), ("receive", 2)])]
-            db.execute(insert(Job), [
-                {"id": job_id, "kind": "command", "status": "queued", "shard": 0, "attempts": 0,
-                 "api_key_id": key_id, "submitted_at": accepted + timedelta(milliseconds=n),
-                 "payload": {"type": kind, "warehouse": warehouse, "sku": sku, "quantity": quantity}}
-                for n, (job_id, kind, quantity) in enumerate(lost)])
-            db.commit()
+        # What the API leaves behind when Redis loses its last appends after the commit.
+        lost = [(f"{prefix}-{n}", kind, quantity) for n, (kind, quantity) in
+                enumerate([("receive", 5), ("issue", 6), ("receive", 2)])]
+        _queued_without_message(db, auth, [
+            (job_id, {"type": kind, "warehouse": warehouse, "sku": sku, "quantity": quantity})
+            for job_id, kind, quantity in lost], utcnow() - timedelta(seconds=5))
 
-            started = time.monotonic()
-            results = wait_for_jobs(c, [job_id for job_id, _, _ in lost], timeout=30)
-            took = time.monotonic() - started
-            swept = [s.value for s in scrape(worker.metrics_url)
-                     if s.name == "stock_jobs_recovered_total" and s.labels == {"cause": "sweep"}]
-    finally:
-        worker.stop()
-        api.stop()
+        started = time.monotonic()
+        results = wait_for_jobs(c, [job_id for job_id, _, _ in lost], timeout=30)
+        took = time.monotonic() - started
+        swept = [s.value for s in scrape(worker.metrics_url)
+                 if s.name == "stock_jobs_recovered_total" and s.labels == {"cause": "sweep"}]
 
     # In accepted order: 1 + 5 = 6, then 6 - 6 = 0 (the issue would fail out of order), then 2.
     assert [results[job_id]["result"] for job_id, _, _ in lost] == [
@@ -69,30 +81,20 @@ def test_a_job_whose_message_comes_after_a_later_jobs_is_still_applied_first(aut
     first. The worker applies the shard's older queued jobs before a batch: accepted order holds,
     at once, not at the next sweep."""
     prefix = f"overtake{uuid.uuid4().hex[:8]}"
-    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}  # the sweep stays at its 60 s
-    api, url = start_api(env, workers=1)
-    worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
-    try:
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
-            warehouse, sku = unique("OVER"), unique("OVERS")
-            create_catalog(c, [warehouse], [sku])
-            # The earlier job: committed, its message still on its way (here: never sent).
-            key_id = db.scalar(select(ApiKey.id).where(
-                ApiKey.prefix == auth["Authorization"].split("_", 2)[1]))
-            earlier = f"{prefix}-earlier"
-            db.execute(insert(Job), [{
-                "id": earlier, "kind": "command", "status": "queued", "shard": 0, "attempts": 0,
-                "api_key_id": key_id, "submitted_at": utcnow() - timedelta(seconds=1),
-                "payload": {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 5}}])
-            db.commit()
-            # The later one, through the API: it would fail if applied first (nothing to issue).
-            later = submit(c, {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 5})
-            started = time.monotonic()
-            results = wait_for_jobs(c, [earlier, later], timeout=30)
-            took = time.monotonic() - started
-    finally:
-        worker.stop()
-        api.stop()
+    with _api_and_worker(prefix) as (url, _), httpx.Client(base_url=url, headers=auth, timeout=30) as c:
+        warehouse, sku = unique("OVER"), unique("OVERS")
+        create_catalog(c, [warehouse], [sku])
+        # The earlier job: committed, its message still on its way (here: never sent). The sweep
+        # stays at its 60 s, so it is not what finds it.
+        earlier = f"{prefix}-earlier"
+        _queued_without_message(db, auth, [(earlier, {"type": "receive", "warehouse": warehouse,
+                                                      "sku": sku, "quantity": 5})],
+                                utcnow() - timedelta(seconds=1))
+        # The later one, through the API: it would fail if applied first (nothing to issue).
+        later = submit(c, {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 5})
+        started = time.monotonic()
+        results = wait_for_jobs(c, [earlier, later], timeout=30)
+        took = time.monotonic() - started
     assert results[earlier]["result"] == {"on_hand_after": 5, "version_after": 1}
     assert results[later]["status"] == "succeeded", results[later]
     assert results[later]["result"] == {"on_hand_after": 0, "version_after": 2}
