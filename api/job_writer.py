@@ -43,7 +43,13 @@ from shared.stock.upsert import insert_jobs
 
 log = logging.getLogger(__name__)
 
+# 500: also SQLite's limit on the SELECTs of one compound statement (shared/stock/upsert.py).
 MAX_JOBS_PER_WRITE = 500
+# One statement stays well inside max_allowed_packet (16 MiB on MariaDB, 64 MiB on MySQL 8) even
+# if the estimate is off by several times: a 10,000-line batch (about 1 MB) goes alone.
+MAX_INSERT_BYTES = 1_000_000
+BATCH_LINE_BYTES = 120
+COMMAND_BYTES = 200
 # A few counts per second at most: COUNT over the (status, shard, submitted_at) index of up to
 # MAX_QUEUED_JOBS entries is cheap at that rate, and the jobs this process accepts in between are
 # added to the estimate, so a burst from one client still meets the mark exactly.
@@ -224,21 +230,27 @@ class JobWriter(GroupThread):
 
     def _insert(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
         """Write the jobs; return those written. A job whose key came with it (the fast path) is
-        written only if the key is still not revoked; the others are settled KeyRefused."""
-        try:
-            written = insert_jobs(conn, [s.row for s in fresh], [s.key is not None for s in fresh])  # type: ignore[misc]
-        except IntegrityError:
-            # A racing request in another process took one of the keys: one at a time.
-            conn.rollback()
-            return self._insert_one_by_one(conn, fresh)
-        if written == len(fresh):
-            return fresh
-        # Some key was revoked since it was checked (a rare race): which jobs are there?
-        present = set(conn.scalars(select(Job.id).where(Job.id.in_([s.row["id"] for s in fresh]))))  # type: ignore[index]
-        for submission in fresh:
-            if submission.row["id"] not in present:  # type: ignore[index]
-                self._refuse(submission)
-        return [s for s in fresh if not s.settled]
+        written only if the key is still not revoked; the others are settled KeyRefused. Each
+        statement is its own transaction (the connection autocommits), so a group of large batches
+        is written in statements of at most about MAX_INSERT_BYTES, each all or nothing."""
+        written: list[Submission] = []
+        for chunk in _by_size(fresh):
+            try:
+                count = insert_jobs(conn, [s.row for s in chunk], [s.key is not None for s in chunk])  # type: ignore[misc]
+            except IntegrityError:
+                # A racing request in another process took one of the keys: one at a time.
+                conn.rollback()
+                written += self._insert_one_by_one(conn, chunk)
+                continue
+            if count < len(chunk):
+                # Some key was revoked since it was checked (a rare race): which jobs are there?
+                ids = [s.row["id"] for s in chunk]  # type: ignore[index]
+                present = set(conn.scalars(select(Job.id).where(Job.id.in_(ids))))
+                for submission in chunk:
+                    if submission.row["id"] not in present:  # type: ignore[index]
+                        self._refuse(submission)
+            written += [s for s in chunk if not s.settled]
+        return written
 
     def _insert_one_by_one(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
         written = []
@@ -276,6 +288,23 @@ class JobWriter(GroupThread):
         get_publisher().submit(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
         for submission in written:
             submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
+
+
+def _by_size(submissions: list[Submission]) -> list[list[Submission]]:
+    """Consecutive runs of submissions whose INSERT stays under about MAX_INSERT_BYTES (a batch
+    line is estimated at BATCH_LINE_BYTES, a single command at COMMAND_BYTES); a batch larger
+    than that goes alone."""
+    chunks: list[list[Submission]] = [[]]
+    size = 0
+    for submission in submissions:
+        lines = len(submission.payload["commands"]) if submission.kind == "batch" else 0
+        estimate = lines * BATCH_LINE_BYTES if lines else COMMAND_BYTES
+        if chunks[-1] and size + estimate > MAX_INSERT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(submission)
+        size += estimate
+    return chunks
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:

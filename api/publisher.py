@@ -1,8 +1,9 @@
 """Queue messages for accepted jobs on a thread of their own, a few groups per message.
 
-A job is accepted once its row is committed: the row is the durable promise (Redis runs without
-persistence here, so a message never was), and the worker applies a job from its message, from its
-start-up recovery or from its sweep (worker/sweep.py). So the job writer answers 202 after the
+A job is accepted once its row is committed: the row is the durable promise (a Redis without
+persistence, or one that lost its last appends, loses messages), and the worker applies a job from
+its message, from its shard's next batch (worker/tasks.py), from its start-up recovery or from its
+sweep (worker/sweep.py). So the job writer answers 202 after the
 commit and hands the job ids here, and this thread publishes what accumulated over
 PUBLISH_INTERVAL_SECONDS as one message per shard queue. Whatever a message carries, the consuming
 worker spends about a millisecond of CPU on it in Celery's and kombu's bookkeeping; one message per

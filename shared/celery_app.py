@@ -36,7 +36,7 @@ def make_celery() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         # The worker buffers up to APPLY_BATCH_SIZE messages into one transaction, so it must be
-        # allowed to hold that many unacked (celery-batches); with concurrency 1 per shard this is it.
+        # allowed to hold that many unacked (celery-batches); with one process per shard this is it.
         worker_prefetch_multiplier=settings.apply_batch_size,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,

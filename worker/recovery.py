@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 
 def unfinished(shards: list[int], submitted_before: datetime) -> list[str]:
     """Queued or running jobs of these shards accepted before then, oldest first. A job whose
-    publish is still under way is safe to take too: the API keeps a job it cannot take back
-    (api/job_writer.py)."""
+    publish is still under way is safe to take too: its message, when it comes, finds it done."""
     with session_scope() as session:
         return list(session.scalars(
             select(Job.id).where(Job.shard.in_(shards), Job.status.in_(("queued", "running")),

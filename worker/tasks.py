@@ -95,28 +95,44 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
         job_ids.extend([ids] if isinstance(ids, str) else ids)  # one id: a message from before groups
         # The API names the request that accepted each job in a header (shared.celery_app.enqueue_groups).
         request_ids.update((request.request_dict or {}).get("request_ids") or {})
-    run_in_batches([*_overtaken(job_ids), *job_ids], request_ids)
+    run_in_batches(_in_accepted_order(job_ids), request_ids)
 
 
-# A shard's queued jobs committed before the earliest of the given ones (the batch's).
-_OVERTAKEN = text(
-    "SELECT id FROM job WHERE status = 'queued' "
-    "AND shard IN (SELECT shard FROM job WHERE id IN :ids) "
-    "AND submitted_at < (SELECT MIN(submitted_at) FROM job WHERE id IN :ids) "
-    "ORDER BY submitted_at, id LIMIT :most").bindparams(bindparam("ids", expanding=True))
+_BATCH_JOBS = text("SELECT id, shard, submitted_at FROM job WHERE id IN :ids").bindparams(
+    bindparam("ids", expanding=True))
+# The shards' queued jobs accepted up to the batch's latest, oldest first.
+_QUEUED_UP_TO = text(
+    "SELECT id, submitted_at FROM job WHERE status = 'queued' AND shard IN :shards "
+    "AND submitted_at <= :latest ORDER BY submitted_at, id LIMIT :most").bindparams(
+    bindparam("shards", expanding=True))
 
 
-def _overtaken(job_ids: Sequence[str]) -> list[str]:
-    """Jobs of the same shards, committed before these, whose messages have not come yet: applied
-    first, oldest first. Each API process publishes its jobs a few milliseconds after their 202
+def _in_accepted_order(job_ids: Sequence[str]) -> list[str]:
+    """These jobs, with their shards' queued jobs accepted before the latest of them, in accepted
+    order. Each API process publishes a few milliseconds after its 202s, a few groups per message
     (api/publisher.py), so with several API processes a command accepted after another, by another
-    process, can reach the queue first. Usually there are none; a lost message's job is found here
-    too, at the next batch of its shard rather than at the next sweep."""
+    process, can reach the queue first or share a message with older ones. Usually nothing is
+    added; a job whose message was lost is found here too, at its shard's next batch rather than
+    at the next sweep. Order is by submitted_at, the time the API accepted the job, as recovery
+    and the sweep have it."""
     if not job_ids:
         return []
-    params = {"ids": list(job_ids), "most": 10 * _settings.apply_batch_size}
-    return run_in_transaction(lambda s: list(s.scalars(_OVERTAKEN, params)),
-                              max_lock_retries=_settings.max_transaction_retries, name="overtaken")
+
+    def read(session: Session) -> list[str]:
+        own = session.execute(_BATCH_JOBS, {"ids": list(job_ids)}).all()
+        if not own:
+            return list(job_ids)  # unknown ids: apply_jobs skips them
+        found = {row.id: row.submitted_at for row in own}
+        queued = session.execute(_QUEUED_UP_TO, {
+            "shards": sorted({row.shard for row in own}), "latest": max(found.values()),
+            "most": 10 * _settings.apply_batch_size}).all()
+        # Equal times keep the message's order; a job without a message goes before them.
+        position = {job_id: n for n, job_id in enumerate(dict.fromkeys(job_ids))}
+        order = {row.id: (row.submitted_at, 0, row.id) for row in queued if row.id not in found}
+        order.update({job_id: (at, 1, position[job_id]) for job_id, at in found.items()})
+        return sorted(order, key=order.__getitem__) + [j for j in job_ids if j not in found]
+
+    return run_in_transaction(read, max_lock_retries=_settings.max_transaction_retries, name="order")
 
 
 def run_in_batches(job_ids: Sequence[str], request_ids: Mapping[str, str] | None = None) -> None:

@@ -27,7 +27,8 @@ ROUTE_PATH = "/v1/commands"
 async def accept(idempotency_key: str | None, *, kind: str, mode: str | None, payload: Any,
                  first_warehouse: str, api_key_id: int | None = None,
                  key: tuple[str, str] | None = None) -> tuple[Accepted, dict[str, str]]:
-    """The job row is committed (the durable promise) and queued (the nudge) before the 202.
+    """The job row is committed (the durable promise) before the 202; its message follows a few
+    milliseconds later (api/publisher.py).
     The caller is `api_key_id` (authenticated by the route) or `key`, (prefix, secret) for the
     writer to check (`api/fast_commands.py`, which may get KeyRefused). Returns the answer and its
     headers."""

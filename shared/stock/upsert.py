@@ -87,8 +87,11 @@ def insert_jobs(conn: Connection, rows: list[dict[str, Any]],
                timestamp(r["submitted_at"])) for r in rows]
     columns = ", ".join(_JOB_COLUMNS)
     if not live_key or not any(live_key):
-        conn.exec_driver_sql(f"INSERT INTO job ({columns}) VALUES ({', '.join([mark] * len(_JOB_COLUMNS))})",
-                             values)
+        # One statement, not executemany: the driver may split that into several, and on an
+        # autocommitting connection each part would commit on its own.
+        row_marks = "(" + ", ".join([mark] * len(_JOB_COLUMNS)) + ")"
+        conn.exec_driver_sql(f"INSERT INTO job ({columns}) VALUES {', '.join([row_marks] * len(rows))}",
+                             tuple(param for row in values for param in row))
         return len(rows)
     key_at = _JOB_COLUMNS.index("api_key_id")
     checked = [(*row, row[key_at] if check else None) for row, check in zip(values, live_key, strict=True)]

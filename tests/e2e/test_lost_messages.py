@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import insert, select
 
+from shared import celery_app as broker
 from shared.models import ApiKey, Job, utcnow
 from tests.e2e.conftest import assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
@@ -75,28 +76,31 @@ def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, 
     assert_books_balance(db)
 
 
-def test_a_job_whose_message_comes_after_a_later_jobs_is_still_applied_first(auth, db):
-    """With several API processes, each publishes a few milliseconds after its 202s, so a command
-    accepted by one process after another process accepted an earlier one can reach the queue
-    first. The worker applies the shard's older queued jobs before a batch: accepted order holds,
-    at once, not at the next sweep."""
+def test_a_batch_is_applied_with_its_shards_earlier_queued_jobs_in_accepted_order(auth, db, monkeypatch):
+    """With several API processes, each publishes a few milliseconds after its 202s, a few groups
+    per message, so a message can carry jobs accepted before and after another process's job that
+    is still on its way. The worker applies its shards' queued jobs accepted up to the batch's
+    latest, in accepted order: at once, not at the next sweep."""
     prefix = f"overtake{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(broker, "queue_name", lambda shard: f"{prefix}.{shard}")
     with _api_and_worker(prefix) as (url, _), httpx.Client(base_url=url, headers=auth, timeout=30) as c:
         warehouse, sku = unique("OVER"), unique("OVERS")
         create_catalog(c, [warehouse], [sku])
-        # The earlier job: committed, its message still on its way (here: never sent). The sweep
-        # stays at its 60 s, so it is not what finds it.
-        earlier = f"{prefix}-earlier"
-        _queued_without_message(db, auth, [(earlier, {"type": "receive", "warehouse": warehouse,
-                                                      "sku": sku, "quantity": 5})],
-                                utcnow() - timedelta(seconds=1))
-        # The later one, through the API: it would fail if applied first (nothing to issue).
-        later = submit(c, {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 5})
+
+        def command(kind: str, quantity: int) -> dict:
+            return {"type": kind, "warehouse": warehouse, "sku": sku, "quantity": quantity}
+
+        # Accepted in this order; only the second and fourth reach the queue, in one message.
+        # Out of order the third fails (nothing to issue yet) and versions differ.
+        jobs = [(f"{prefix}-{n}", cmd) for n, cmd in enumerate(
+            [command("receive", 1), command("receive", 5), command("issue", 6), command("receive", 2)])]
+        _queued_without_message(db, auth, jobs, utcnow() - timedelta(seconds=4))
         started = time.monotonic()
-        results = wait_for_jobs(c, [earlier, later], timeout=30)
+        broker.enqueue_groups({0: [jobs[1][0], jobs[3][0]]})  # the sweep stays at its 60 s
+        results = wait_for_jobs(c, [job_id for job_id, _ in jobs], timeout=30)
         took = time.monotonic() - started
-    assert results[earlier]["result"] == {"on_hand_after": 5, "version_after": 1}
-    assert results[later]["status"] == "succeeded", results[later]
-    assert results[later]["result"] == {"on_hand_after": 0, "version_after": 2}
-    assert took < 15, f"took {took:.1f} s: found by the sweep, not before the later job's batch"
+    assert [results[job_id]["result"] for job_id, _ in jobs] == [
+        {"on_hand_after": 1, "version_after": 1}, {"on_hand_after": 6, "version_after": 2},
+        {"on_hand_after": 0, "version_after": 3}, {"on_hand_after": 2, "version_after": 4}]
+    assert took < 15, f"took {took:.1f} s: found by the sweep, not with the batch"
     assert_books_balance(db)
