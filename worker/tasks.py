@@ -100,11 +100,11 @@ def apply_jobs_task(requests: Sequence[SimpleRequest]) -> None:
 
 _BATCH_JOBS = text("SELECT id, shard, submitted_at FROM job WHERE id IN :ids").bindparams(
     bindparam("ids", expanding=True))
-# The shards' queued jobs accepted up to the batch's latest, oldest first.
+# The shards' other queued jobs accepted up to the batch's latest, oldest first.
 _QUEUED_UP_TO = text(
     "SELECT id, submitted_at FROM job WHERE status = 'queued' AND shard IN :shards "
-    "AND submitted_at <= :latest ORDER BY submitted_at, id LIMIT :most").bindparams(
-    bindparam("shards", expanding=True))
+    "AND submitted_at <= :latest AND id NOT IN :ids ORDER BY submitted_at, id LIMIT :most").bindparams(
+    bindparam("shards", expanding=True), bindparam("ids", expanding=True))
 
 
 def _in_accepted_order(job_ids: Sequence[str]) -> list[str]:
@@ -125,7 +125,7 @@ def _in_accepted_order(job_ids: Sequence[str]) -> list[str]:
         found = {row.id: row.submitted_at for row in own}
         queued = session.execute(_QUEUED_UP_TO, {
             "shards": sorted({row.shard for row in own}), "latest": max(found.values()),
-            "most": 10 * _settings.apply_batch_size}).all()
+            "ids": list(found), "most": 10 * _settings.apply_batch_size}).all()
         # Equal times keep the message's order; a job without a message goes before them.
         position = {job_id: n for n, job_id in enumerate(dict.fromkeys(job_ids))}
         order = {row.id: (row.submitted_at, 0, row.id) for row in queued if row.id not in found}
