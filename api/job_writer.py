@@ -12,9 +12,10 @@ The writer also decides what the accept path needs the database for: Idempotency
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
 refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
 
-Its connection autocommits (api/held_connection.py): the group's one INSERT is its own durable
-transaction, with no COMMIT round trip after it. Nothing here needs more than one statement to be
-atomic: the key check that must hold at the moment of writing is part of the INSERT.
+Its connection autocommits (api/held_connection.py): each INSERT (one per group, unless large batches
+split it) is its own durable transaction, with no COMMIT round trip after it. Nothing here needs more
+than one statement to be atomic: the key check that must hold at the moment of writing is part of
+the INSERT.
 """
 
 import logging

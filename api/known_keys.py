@@ -32,7 +32,7 @@ class KnownKeys:
         for prefix, row in found.items():
             if row.revoked_at is None:
                 self._keep(prefix, row)
-        return {p: self._rows.get(p) or found.get(p) for p in wanted if p in self._rows or p in found}
+        return {p: row for p in wanted if (row := self._rows.get(p) or found.get(p)) is not None}
 
     def forget(self, prefix: str) -> None:
         """Read this key again next time: it was refused (revoked, or a secret that did not match)."""

@@ -128,7 +128,7 @@ def _in_accepted_order(job_ids: Sequence[str]) -> list[str]:
             "ids": list(found), "most": 10 * _settings.apply_batch_size}).all()
         # Equal times keep the message's order; a job without a message goes before them.
         position = {job_id: n for n, job_id in enumerate(dict.fromkeys(job_ids))}
-        order = {row.id: (row.submitted_at, 0, row.id) for row in queued if row.id not in found}
+        order = {row.id: (row.submitted_at, 0, row.id) for row in queued}
         order.update({job_id: (at, 1, position[job_id]) for job_id, at in found.items()})
         return sorted(order, key=order.__getitem__) + [j for j in job_ids if j not in found]
 

@@ -106,6 +106,9 @@ def insert_jobs(conn: Connection, rows: list[dict[str, Any]],
     return conn.exec_driver_sql(_INSERT_WHERE_LIVE, (document,)).rowcount
 
 
+# A row is written if no key is to be checked for it, or if that key is not revoked.
+_WHERE_LIVE = ("WHERE {rows}.live_key IS NULL OR EXISTS "
+               "(SELECT 1 FROM api_key AS k WHERE k.id = {rows}.live_key AND k.revoked_at IS NULL)")
 # Absent members (None above) read as NULL in MySQL and MariaDB alike.
 _INSERT_WHERE_LIVE = (
     f"INSERT INTO job ({', '.join(_JOB_COLUMNS)}) SELECT {', '.join(f'j.{c}' for c in _JOB_COLUMNS)} "
@@ -115,8 +118,7 @@ _INSERT_WHERE_LIVE = (
     "attempts INT PATH '$.attempts', api_key_id BIGINT PATH '$.api_key_id', "
     "idempotency_key VARCHAR(255) PATH '$.idempotency_key', request_hash VARCHAR(64) PATH '$.request_hash', "
     "submitted_at DATETIME(6) PATH '$.submitted_at', live_key BIGINT PATH '$.live_key')) AS j "
-    "WHERE j.live_key IS NULL OR EXISTS "
-    "(SELECT 1 FROM api_key AS k WHERE k.id = j.live_key AND k.revoked_at IS NULL)")
+    + _WHERE_LIVE.format(rows="j"))
 
 
 def _insert_where_live_as_union(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
@@ -127,8 +129,7 @@ def _insert_where_live_as_union(conn: Connection, rows: list[tuple[Any, ...]]) -
     more = " UNION ALL SELECT " + ", ".join([mark] * (len(_JOB_COLUMNS) + 1))
     result = conn.exec_driver_sql(
         f"INSERT INTO job ({columns}) SELECT {columns} FROM ({first}{more * (len(rows) - 1)}) AS v "
-        f"WHERE v.live_key IS NULL OR EXISTS "
-        f"(SELECT 1 FROM api_key AS k WHERE k.id = v.live_key AND k.revoked_at IS NULL)",
+        + _WHERE_LIVE.format(rows="v"),
         tuple(param for row in rows for param in row))
     return result.rowcount
 
