@@ -1,21 +1,30 @@
 """Throughput scenarios against the service and against the synchronous baseline, in one run.
 
-    .venv/bin/python -m bench.load [--seconds 20] [--clients 32] [--skip-bulk]
+    .venv/bin/python -m bench.load [--seconds 20] [--clients 32] [--rounds 3] [--driver wrk] [--skip-bulk]
 
 S1 hot SKU: CLIENTS concurrent clients alternating receive/issue of 1 unit on one SKU.
 S2 spread:  the same over 10,000 SKUs in 20 warehouses.
 S3 bulk:    the 100,000-line receiving run of bench.bulk_receive.
-Prints a table, writes var/bench-load.json, and reconciles the books after every scenario.
+Each of S1 and S2 runs ROUNDS times, the baseline and the service taking turns to go first; the
+ratio is the median of the rounds' ratios. Prints a table, writes var/bench-load.json, and
+reconciles the books after every scenario.
+
+The load generator shares the two cores with what it measures, and its CPU per request is taken
+from the faster design far more often. wrk (C; Debian's package `wrk`) spends about a twentieth of
+the CPU per request that aiohttp does; `--driver aiohttp` needs nothing outside the virtualenv.
 """
 
 import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +37,8 @@ from bench.stack import LOGS, ROOT, Stack, bench_env, bench_key, fresh_database
 TERMINAL = "('succeeded', 'failed', 'partially_failed')"
 
 
-def seed(url: str, warehouses: int, skus: int, stock: int) -> list[tuple[str, str]]:
+def seed(url: str, warehouses: int, skus: int, stock: int) -> None:
+    """Warehouses LW-00.. and SKUs LS-00000.., every level at `stock` (the names the drivers use)."""
     codes = [f"LW-{w:02d}" for w in range(warehouses)]
     names = [f"LS-{s:05d}" for s in range(skus)]
     now = "NOW(6)"
@@ -49,35 +59,71 @@ def seed(url: str, warehouses: int, skus: int, stock: int) -> list[tuple[str, st
         conn.execute(text("INSERT INTO ledger_entry (stock_level_id, type, delta, on_hand_after, version, "
                           "job_id, line, recorded_at) SELECT id, 'receive', :q, :q, 1, 'opening', id, NOW(6) "
                           "FROM stock_level"), {"q": stock})
-    return [(c, s) for c in codes for s in names]
 
 
-async def drive(url: str, headers: dict[str, str], keys: list[tuple[str, str]], clients: int,
-                seconds: float, expect: int) -> tuple[list[float], int, int]:
-    """CLIENTS loops alternating receive/issue of 1 unit; returns request latencies and counts.
-    aiohttp, not httpx: the driver shares the two cores with the service, and aiohttp spends about a
-    third of the CPU per request, which leaves the cores to the designs being compared."""
+@dataclass(frozen=True)
+class Load:
+    """What the clients saw: answers of the expected kind and others, and request latency."""
+
+    accepted: int
+    refused: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+
+# (url, Authorization header or "", (warehouses, skus), clients, seconds, expected status) -> Load
+Driver = Callable[[str, str, tuple[int, int], int, float, int], Load]
+WRK_SCRIPT = Path(__file__).with_name("commands.lua")
+
+
+def drive_wrk(url: str, authorization: str, shape: tuple[int, int], clients: int, seconds: float,
+              expect: int) -> Load:
+    """wrk, one thread, CLIENTS connections (bench/commands.lua). It counts answers of status 400
+    and up as refused, so `expect` (a 2xx) is not told apart from other 2xx answers."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+         "-s", str(WRK_SCRIPT), url, "--", str(shape[0]), str(shape[1]), authorization],
+        capture_output=True, text=True, check=True).stdout
+    result = json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
+    refused = result["error_statuses"] + result["socket_errors"]
+    return Load(result["responses"] - result["error_statuses"], refused, result["seconds"],
+                result["p50_ms"], result["p99_ms"])
+
+
+def drive_aiohttp(url: str, authorization: str, shape: tuple[int, int], clients: int, seconds: float,
+                  expect: int) -> Load:
+    """CLIENTS asyncio loops alternating receive/issue of 1 unit, in this process."""
+    keys = [(f"LW-{w:02d}", f"LS-{s:05d}") for w in range(shape[0]) for s in range(shape[1])]
+    headers = {"Authorization": authorization} if authorization else {}
     latencies: list[float] = []
     counts = {"ok": 0, "other": 0}
-    deadline = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
+    started = time.monotonic()
+    deadline = started + seconds
 
     async def client(http: aiohttp.ClientSession, n: int) -> None:
         rng = random.Random(n)
         while time.monotonic() < deadline:
             warehouse, sku = rng.choice(keys)
             for kind in ("receive", "issue"):
-                started = time.perf_counter()
+                sent = time.perf_counter()
                 async with http.post(f"{url}/v1/commands", json={"type": kind, "warehouse": warehouse,
                                                                  "sku": sku, "quantity": 1}) as r:
                     await r.read()
-                latencies.append(time.perf_counter() - started)
+                latencies.append(time.perf_counter() - sent)
                 counts["ok" if r.status == expect else "other"] += 1
 
-    async with aiohttp.ClientSession(headers=headers, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as http:
-        await asyncio.gather(*(client(http, n) for n in range(clients)))
-    return latencies, counts["ok"], counts["other"]
+    async def run() -> None:
+        async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=clients),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as http:
+            await asyncio.gather(*(client(http, n) for n in range(clients)))
+
+    asyncio.run(run())
+    return Load(counts["ok"], counts["other"], time.monotonic() - started, pct(latencies, 50),
+                pct(latencies, 99))
+
+
+DRIVERS: dict[str, Driver] = {"wrk": drive_wrk, "aiohttp": drive_aiohttp}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -125,32 +171,32 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def service_scenario(name: str, keys_for: tuple[int, int], args: argparse.Namespace) -> dict:
+def service_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:
     env = bench_env(f"load_{name}", RATE_LIMIT_PER_SECOND="0", MAX_QUEUED_JOBS="1000000")
     fresh_database(env["DATABASE_URL"])
-    keys = seed(env["DATABASE_URL"], *keys_for, stock=1000)
-    headers = bench_key(env["DATABASE_URL"])
+    seed(env["DATABASE_URL"], *shape, stock=1000)
+    authorization = bench_key(env["DATABASE_URL"])["Authorization"]
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     stack = Stack(env)
     try:
-        lat, ok, other = asyncio.run(drive(stack.url, headers, keys, args.clients, args.seconds, 202))
+        load = DRIVERS[args.driver](stack.url, authorization, shape, args.clients, args.seconds, 202)
         wait_drained(env["DATABASE_URL"])
         applied, c50, c99 = completion(env["DATABASE_URL"], since)
         api_mem, worker_mem = peak_rss_mb(stack.pids()[:1]), peak_rss_mb(stack.pids()[1:])
     finally:
         stack.stop()
     mismatches = bulk_receive.reconcile(env["DATABASE_URL"])
-    return {"design": "queued (this service)", "accepted": ok, "refused": other,
-            "accepted_per_s": ok / args.seconds, "applied_per_s": applied,
-            "accept_p50_ms": pct(lat, 50), "accept_p99_ms": pct(lat, 99),
+    return {"design": "queued (this service)", "accepted": load.accepted, "refused": load.refused,
+            "accepted_per_s": load.accepted / load.seconds, "applied_per_s": applied,
+            "accept_p50_ms": load.p50_ms, "accept_p99_ms": load.p99_ms,
             "complete_p50_ms": c50, "complete_p99_ms": c99,
             "api_peak_mb": api_mem, "worker_peak_mb": worker_mem, "reconcile_mismatches": len(mismatches)}
 
 
-def baseline_scenario(name: str, keys_for: tuple[int, int], args: argparse.Namespace) -> dict:
+def baseline_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:
     env = bench_env(f"load_{name}_sync")
     fresh_database(env["DATABASE_URL"])
-    keys = seed(env["DATABASE_URL"], *keys_for, stock=1000)
+    seed(env["DATABASE_URL"], *shape, stock=1000)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / "sync-baseline.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.sync_baseline:app", "--port", "8766",
@@ -164,45 +210,72 @@ def baseline_scenario(name: str, keys_for: tuple[int, int], args: argparse.Names
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        lat, ok, other = asyncio.run(drive("http://127.0.0.1:8766", {}, keys, args.clients,
-                                           args.seconds, 200))
+        load = DRIVERS[args.driver]("http://127.0.0.1:8766", "", shape, args.clients, args.seconds, 200)
         mem = peak_rss_mb([proc.pid])
     finally:
         proc.terminate()
         proc.wait(20)
-    return {"design": "synchronous baseline", "accepted": ok, "refused": other,
-            "accepted_per_s": ok / args.seconds, "applied_per_s": ok / args.seconds,
-            "accept_p50_ms": pct(lat, 50), "accept_p99_ms": pct(lat, 99),
-            "complete_p50_ms": pct(lat, 50), "complete_p99_ms": pct(lat, 99),
+    throughput = load.accepted / load.seconds  # each answer came after its commit
+    return {"design": "synchronous baseline", "accepted": load.accepted, "refused": load.refused,
+            "accepted_per_s": throughput, "applied_per_s": throughput,
+            "accept_p50_ms": load.p50_ms, "accept_p99_ms": load.p99_ms,
+            "complete_p50_ms": load.p50_ms, "complete_p99_ms": load.p99_ms,
             "api_peak_mb": mem, "worker_peak_mb": 0.0,
             "reconcile_mismatches": len(bulk_receive.reconcile(env["DATABASE_URL"]))}
+
+
+SCENARIOS = {"S1 hot SKU": (1, 1), "S2 spread": (20, 500)}
+
+
+def run_rounds(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:
+    """ROUNDS pairs of runs, the baseline first in odd rounds and second in even ones, so a machine
+    that speeds up or slows down over the pair favours neither design overall."""
+    slug = name.split()[0].lower()
+    rounds = []
+    for n in range(args.rounds):
+        runs = [baseline_scenario, service_scenario]
+        ordered = runs if n % 2 == 0 else runs[::-1]
+        baseline, service = sorted((run(slug, shape, args) for run in ordered),
+                                   key=lambda r: r["design"] != "synchronous baseline")
+        rounds.append({"baseline": baseline, "service": service,
+                       "ratio": service["applied_per_s"] / baseline["applied_per_s"]})
+    return {"rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)}
+
+
+def print_table(results: dict[str, dict]) -> None:
+    header = (f"{'scenario':<12}{'round':>6} {'design':<24}{'accepted/s':>11}{'applied/s':>10}{'acc p50':>9}"
+              f"{'acc p99':>9}{'done p50':>10}{'done p99':>10}{'api MB':>8}{'wkr MB':>8}{'ok':>4}")
+    print(header)
+    for name, result in results.items():
+        for n, pair in enumerate(result["rounds"], 1):
+            for r in (pair["baseline"], pair["service"]):
+                print(f"{name:<12}{n:>6} {r['design']:<24}{r['accepted_per_s']:>11.0f}"
+                      f"{r['applied_per_s']:>10.0f}{r['accept_p50_ms']:>9.1f}{r['accept_p99_ms']:>9.1f}"
+                      f"{r['complete_p50_ms']:>10.1f}"
+                      f"{r['complete_p99_ms']:>10.1f}{r['api_peak_mb']:>8.0f}{r['worker_peak_mb']:>8.0f}"
+                      f"{'yes' if not r['reconcile_mismatches'] else 'NO':>4}")
+            print(f"{'':<19}ratio applied/s service / baseline: {pair['ratio']:.2f}")
+        ratios = ", ".join(f"{pair['ratio']:.2f}" for pair in result["rounds"])
+        print(f"{name}: median ratio {result['median_ratio']:.2f} (rounds: {ratios})")
+    print("(latencies in ms; 'ok' = reconcile found no lost or duplicated command)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--driver", choices=sorted(DRIVERS), default="wrk")
     parser.add_argument("--skip-bulk", action="store_true")
     args = parser.parse_args()
+    if args.driver == "wrk" and shutil.which("wrk") is None:
+        sys.exit("wrk not found: install it (Debian: apt-get install wrk) or pass --driver aiohttp")
 
-    results: dict[str, list[dict]] = {}
-    for name, shape in (("S1 hot SKU", (1, 1)), ("S2 spread", (20, 500))):
-        slug = name.split()[0].lower()
-        results[name] = [baseline_scenario(slug, shape, args), service_scenario(slug, shape, args)]
-    header = (f"{'scenario':<12}{'design':<24}{'accepted/s':>11}{'applied/s':>10}{'acc p50':>9}"
-              f"{'acc p99':>9}{'done p50':>10}{'done p99':>10}{'api MB':>8}{'wrk MB':>8}{'ok':>4}")
-    print(header)
-    for name, rows in results.items():
-        for r in rows:
-            print(f"{name:<12}{r['design']:<24}{r['accepted_per_s']:>11.0f}{r['applied_per_s']:>10.0f}"
-                  f"{r['accept_p50_ms']:>9.1f}{r['accept_p99_ms']:>9.1f}{r['complete_p50_ms']:>10.1f}"
-                  f"{r['complete_p99_ms']:>10.1f}{r['api_peak_mb']:>8.0f}{r['worker_peak_mb']:>8.0f}"
-                  f"{'yes' if not r['reconcile_mismatches'] else 'NO':>4}")
-        ratio = rows[1]["applied_per_s"] / rows[0]["applied_per_s"]
-        print(f"{'':<12}ratio applied/s service / baseline: {ratio:.2f}")
-    print("(latencies in ms; 'ok' = reconcile found no lost or duplicated command)")
+    results = {name: run_rounds(name, shape, args) for name, shape in SCENARIOS.items()}
+    print_table(results)
     out = ROOT / "var" / "bench-load.json"
-    out.write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps({"driver": args.driver, "clients": args.clients, "seconds": args.seconds,
+                               "scenarios": results}, indent=2))
     print(f"wrote {out}")
     if not args.skip_bulk:
         print("\nS3 bulk:")
