@@ -9,8 +9,8 @@ Each of S1 and S2 runs ROUNDS times, the baseline and the service taking turns t
 ratio is the median of the rounds' ratios. Prints a table, writes var/bench-load.json, and
 reconciles the books after every scenario.
 
-The load generator shares the two cores with what it measures, and its CPU per request is taken
-from the faster design far more often. wrk (C; Debian's package `wrk`) spends about a twentieth of
+The load generator shares the two cores with what it measures, and its CPU grows with the rate it
+drives, so it takes most from the faster design. wrk (C; Debian's package `wrk`) spends about a twentieth of
 the CPU per request that aiohttp does; `--driver aiohttp` needs nothing outside the virtualenv.
 """
 
@@ -37,10 +37,14 @@ from bench.stack import LOGS, ROOT, Stack, bench_env, bench_key, fresh_database
 TERMINAL = "('succeeded', 'failed', 'partially_failed')"
 
 
+def catalog(warehouses: int, skus: int) -> tuple[list[str], list[str]]:
+    """Warehouse codes LW-00.. and SKUs LS-00000..; bench/commands.lua spells them the same way."""
+    return [f"LW-{w:02d}" for w in range(warehouses)], [f"LS-{s:05d}" for s in range(skus)]
+
+
 def seed(url: str, warehouses: int, skus: int, stock: int) -> None:
-    """Warehouses LW-00.. and SKUs LS-00000.., every level at `stock` (the names the drivers use)."""
-    codes = [f"LW-{w:02d}" for w in range(warehouses)]
-    names = [f"LS-{s:05d}" for s in range(skus)]
+    """The catalog, with every level at `stock`."""
+    codes, names = catalog(warehouses, skus)
     now = "NOW(6)"
     with create_engine(url).begin() as conn:
         conn.execute(text(f"INSERT INTO warehouse (code, name, active, created_at, updated_at) "
@@ -94,7 +98,8 @@ def drive_wrk(url: str, authorization: str, shape: tuple[int, int], clients: int
 def drive_aiohttp(url: str, authorization: str, shape: tuple[int, int], clients: int, seconds: float,
                   expect: int) -> Load:
     """CLIENTS asyncio loops alternating receive/issue of 1 unit, in this process."""
-    keys = [(f"LW-{w:02d}", f"LS-{s:05d}") for w in range(shape[0]) for s in range(shape[1])]
+    codes, names = catalog(*shape)
+    keys = [(code, name) for code in codes for name in names]
     headers = {"Authorization": authorization} if authorization else {}
     latencies: list[float] = []
     counts = {"ok": 0, "other": 0}
@@ -231,14 +236,13 @@ def run_rounds(name: str, shape: tuple[int, int], args: argparse.Namespace) -> d
     """ROUNDS pairs of runs, the baseline first in odd rounds and second in even ones, so a machine
     that speeds up or slows down over the pair favours neither design overall."""
     slug = name.split()[0].lower()
+    runs = {"baseline": baseline_scenario, "service": service_scenario}
     rounds = []
     for n in range(args.rounds):
-        runs = [baseline_scenario, service_scenario]
-        ordered = runs if n % 2 == 0 else runs[::-1]
-        baseline, service = sorted((run(slug, shape, args) for run in ordered),
-                                   key=lambda r: r["design"] != "synchronous baseline")
-        rounds.append({"baseline": baseline, "service": service,
-                       "ratio": service["applied_per_s"] / baseline["applied_per_s"]})
+        order = list(runs) if n % 2 == 0 else list(runs)[::-1]
+        pair = {role: runs[role](slug, shape, args) for role in order}
+        pair["ratio"] = pair["service"]["applied_per_s"] / pair["baseline"]["applied_per_s"]
+        rounds.append(pair)
     return {"rounds": rounds, "median_ratio": statistics.median(r["ratio"] for r in rounds)}
 
 
@@ -251,8 +255,8 @@ def print_table(results: dict[str, dict]) -> None:
             for r in (pair["baseline"], pair["service"]):
                 print(f"{name:<12}{n:>6} {r['design']:<24}{r['accepted_per_s']:>11.0f}"
                       f"{r['applied_per_s']:>10.0f}{r['accept_p50_ms']:>9.1f}{r['accept_p99_ms']:>9.1f}"
-                      f"{r['complete_p50_ms']:>10.1f}"
-                      f"{r['complete_p99_ms']:>10.1f}{r['api_peak_mb']:>8.0f}{r['worker_peak_mb']:>8.0f}"
+                      f"{r['complete_p50_ms']:>10.1f}{r['complete_p99_ms']:>10.1f}"
+                      f"{r['api_peak_mb']:>8.0f}{r['worker_peak_mb']:>8.0f}"
                       f"{'yes' if not r['reconcile_mismatches'] else 'NO':>4}")
             print(f"{'':<19}ratio applied/s service / baseline: {pair['ratio']:.2f}")
         ratios = ", ".join(f"{pair['ratio']:.2f}" for pair in result["rounds"])
