@@ -35,7 +35,7 @@ def create_app() -> FastAPI:
     # FastAPI's own OpenTelemetry layer is off: metrics and logs are ours (api/telemetry.py), and
     # it asked the global providers on every request whether anyone listens (a few % of the loop).
     app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
-                  description="Stock commands are queued and applied exactly once; see README.",
+                  description="Stock commands are queued and applied exactly once; see docs/design.md.",
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).

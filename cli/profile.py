@@ -90,7 +90,7 @@ def banner(settings: Settings, choice: Choice) -> str:
                          "no rate limit; job status and long polls read the database"),
         _field("tools", "in another shell, give the command-line tools the same profile:"),
         " " * 12 + "PROFILE=embedded .venv/bin/python -m cli.keys create --name me",
-        _field("for real", "MySQL/MariaDB + Redis, the server profile (README, docker compose)"),
+        _field("for real", "MySQL/MariaDB + Redis, the server profile (docs/operations.md, docker compose)"),
         rule,
     ])
 

@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     # `server`: MySQL/MariaDB and Redis, for production. `embedded`: SQLite and a folder as the queue,
-    # no Redis, for trying the service on a machine with only Python (bin/run picks it, see README).
+    # no Redis, for trying the service on a machine with only Python (bin/run picks it, see docs/embedded.md).
     profile: Literal["server", "embedded"] = "server"
     embedded_data_dir: Path = ROOT / ".data" / "embedded"
 

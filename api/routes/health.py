@@ -32,6 +32,6 @@ def readyz(session: SessionDep, board: StatusBoardDep) -> JSONResponse:
 @router.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format. No key, like /healthz: keep the port where only the monitoring
-    network reaches it (README, Operations). It shows counts and routes, never ids or keys."""
+    network reaches it (docs/operations.md). It shows counts and routes, never ids or keys."""
     body, media_type = exposition()
     return Response(body, media_type=media_type)

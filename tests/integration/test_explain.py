@@ -62,7 +62,7 @@ CASES: list[tuple[str, dict[str, str | set[str]], int]] = [
     ("/v1/ledger?type=count", {"ledger_entry": "PRIMARY"}, 10_000),
     # One warehouse's ledger: each of its levels' entries through the level index, then sorted by
     # id. No scan, but every page reads the warehouse's whole history (10,000 entries here, about
-    # 31,000 handler reads with the temporary table and the sort); README, Operations, says when to
+    # 31,000 handler reads with the temporary table and the sort); docs/operations.md says when to
     # give the ledger a warehouse column and index of its own.
     ("/v1/ledger?warehouse=WH-05", {"stock_level": "uq_stock_level_warehouse_id_product_id",
                                     "ledger_entry": LEVEL_LED_INDEXES}, 35_000),
