@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from api.held_connection import HeldConnection
 from api.problems import unavailable
+from shared.held_connection import HeldConnection
 
 log = logging.getLogger(__name__)
 

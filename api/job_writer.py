@@ -12,7 +12,7 @@ The writer also decides what the accept path needs the database for: Idempotency
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
 refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
 
-Its connection autocommits (api/held_connection.py): each INSERT (one per group, unless large batches
+Its connection autocommits (shared/held_connection.py): each INSERT (one per group, unless large batches
 split it) is its own durable transaction, with no COMMIT round trip after it. Nothing here needs more
 than one statement to be atomic: the key check that must hold at the moment of writing is part of
 the INSERT.
@@ -36,11 +36,13 @@ from api.problems import ProblemError, unavailable
 from api.publisher import get_publisher
 from shared.api_keys import check
 from shared.clock import rfc3339
+from shared.jobs.rows import insert_jobs, new_row
+from shared.jobs.status import QUEUED, UNFINISHED
 from shared.logs import current as current_log_field
 from shared.models import Job, utcnow
+from shared.ordering import shard_for_slot
 from shared.problems import Problem
 from shared.settings import get_settings
-from shared.stock.upsert import insert_jobs
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,10 @@ MAX_JOBS_PER_WRITE = 500
 MAX_INSERT_BYTES = 1_000_000
 BATCH_LINE_BYTES = 120
 COMMAND_BYTES = 200
-# A few counts per second at most: COUNT over the (status, shard, submitted_at) index of up to
+# A few counts per second at most: COUNT over the (status, slot, submitted_at) index of up to
 # MAX_QUEUED_JOBS entries is cheap at that rate, and the jobs this process accepts in between are
 # added to the estimate, so a burst from one client still meets the mark exactly.
 BACKLOG_REFRESH_SECONDS = 0.1
-UNFINISHED = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class Submission(Waiting):
     kind: str
     mode: str | None
     payload: Any
-    shard: int
+    slot: int
+    line_count: int
     idempotency_key: str | None
     request_hash: str | None
     # (prefix, secret) of an API key that needs the write scope; kept out of repr, it is a secret.
@@ -142,11 +144,11 @@ class JobWriter(GroupThread):
         super().__init__("job-writer")
 
     async def submit(self, *, api_key_id: int | None, kind: str, mode: str | None, payload: Any,
-                     shard: int, idempotency_key: str | None, request_hash: str | None,
-                     key: tuple[str, str] | None = None) -> Acceptance:
+                     slot: int, line_count: int, idempotency_key: str | None,
+                     request_hash: str | None, key: tuple[str, str] | None = None) -> Acceptance:
         """Raises KeyRefused if `key` was given and is not a valid key with the write scope."""
-        return await self.wait_for(Submission(api_key_id, kind, mode, payload, shard, idempotency_key,
-                                              request_hash, key))
+        return await self.wait_for(Submission(api_key_id, kind, mode, payload, slot, line_count,
+                                              idempotency_key, request_hash, key))
 
     def idle(self) -> None:
         """While the last estimate was non-zero, keep counting so a drained queue lets work in."""
@@ -279,14 +281,16 @@ class JobWriter(GroupThread):
         submission.settle(KeyRefused())
 
     def _queue(self, written: list[Submission]) -> None:
-        """Hand the committed jobs to the publisher, by shard in commit order, and answer 202. No
-        status copy goes to Redis: a poll of a job that is not finished reads its row."""
+        """Hand the committed jobs' slots to the publisher, which wakes the workers, and answer
+        202. No status copy goes to Redis: a poll of a job that is not finished reads its row."""
         if not written:
             return
-        by_shard: dict[int, list[str]] = {}
+        shard_count = get_settings().shard_count
+        slots_by_shard: dict[int, set[int]] = {}
         for submission in written:
-            by_shard.setdefault(submission.shard, []).append(submission.row["id"])  # type: ignore[index]
-        get_publisher().submit(by_shard, {s.row["id"]: s.request_id for s in written})  # type: ignore[index]
+            shard = shard_for_slot(submission.slot, shard_count)
+            slots_by_shard.setdefault(shard, set()).add(submission.slot)
+        get_publisher().submit(slots_by_shard)
         for submission in written:
             submission.settle(_acceptance(submission.row))  # type: ignore[arg-type]
 
@@ -298,8 +302,8 @@ def _by_size(submissions: list[Submission]) -> list[list[Submission]]:
     chunks: list[list[Submission]] = [[]]
     size = 0
     for submission in submissions:
-        lines = len(submission.payload["commands"]) if submission.kind == "batch" else 0
-        estimate = lines * BATCH_LINE_BYTES if lines else COMMAND_BYTES
+        estimate = (submission.line_count * BATCH_LINE_BYTES if submission.kind == "batch"
+                    else COMMAND_BYTES)
         if chunks[-1] and size + estimate > MAX_INSERT_BYTES:
             chunks.append([])
             size = 0
@@ -309,15 +313,15 @@ def _by_size(submissions: list[Submission]) -> list[list[Submission]]:
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "kind": submission.kind, "mode": submission.mode,
-            "status": "queued", "payload": submission.payload, "shard": submission.shard,
-            "attempts": 0, "api_key_id": submission.api_key_id,
-            "idempotency_key": submission.idempotency_key, "request_hash": submission.request_hash,
-            "submitted_at": utcnow()}
+    return new_row(job_id=str(uuid.uuid4()), kind=submission.kind, mode=submission.mode,
+                   payload=submission.payload, slot=submission.slot, line_count=submission.line_count,
+                   api_key_id=submission.api_key_id, idempotency_key=submission.idempotency_key,
+                   request_hash=submission.request_hash, request_id=submission.request_id,
+                   submitted_at=utcnow())
 
 
 def _acceptance(row: dict[str, Any]) -> Acceptance:
-    return Acceptance(row["id"], row["kind"], "queued", rfc3339(row["submitted_at"]))
+    return Acceptance(row["id"], row["kind"], QUEUED, rfc3339(row["submitted_at"]))
 
 
 def _replay_or_mismatch(submission: Submission, original: Any) -> Acceptance | Exception:

@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import bindparam, create_engine, text
 
 from bench.stack import ROOT, Stack, bench_env, bench_key, fresh_database
-from shared.sharding import shard_for  # not shared.celery_app: it reads settings at import
+from shared.ordering import slot_for
 
 TERMINAL = {"succeeded", "failed", "partially_failed"}
 
@@ -62,7 +62,7 @@ def plain_sql_ceiling(url: str, batches: list[list[dict]]) -> float:
                 {"w": keys[0][0], "ps": [p for _, p in keys]}).all()
             state = {(r.warehouse_id, r.product_id): [r.id, r.on_hand, r.version] for r in rows}
             job = f"ceiling-{n}"
-            conn.execute(text("INSERT INTO job (id, kind, mode, status, payload, shard, attempts, "
+            conn.execute(text("INSERT INTO job (id, kind, mode, status, payload, slot, attempts, "
                               "submitted_at) VALUES (:j, 'batch', 'atomic', 'succeeded', '{}', 0, 0, "
                               "NOW(6))"), {"j": job})
             ledger = []
@@ -132,11 +132,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
-    # Two warehouses on the two shard queues (crc32 % 2 is 0 and 1), as a receiving day spread over
-    # warehouses would be: each shard's worker applies its own warehouse's batches. (BULK-A and
-    # BULK-B, used before, share shard 0, which left one worker idle.)
+    # Two warehouses, as a receiving day spread over warehouses would be: in two ordering slots,
+    # so two workers can apply their batches at the same time.
     warehouses = ["BULK-A", "BULK-D"]
-    assert {shard_for(w, 2) for w in warehouses} == {0, 1}  # bench_env runs SHARD_COUNT=2
+    assert len({slot_for(w) for w in warehouses}) == 2
     ceiling_env = bench_env("ceiling")
     fresh_database(ceiling_env["DATABASE_URL"])
     skus = seed_catalog(ceiling_env["DATABASE_URL"], warehouses, args.skus)

@@ -53,7 +53,7 @@ def seed(url: str, warehouses: int, skus: int, stock: int) -> None:
                           f"VALUES (:s, :s, 'unit', {now}, {now})"), [{"s": s} for s in names])
         # Opening stock, so issues succeed; it is a level with no ledger yet, so reconcile would
         # object: record it as one opening job and ledger row per level.
-        conn.execute(text("INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at, "
+        conn.execute(text("INSERT INTO job (id, kind, status, payload, slot, attempts, submitted_at, "
                           "completed_at) VALUES ('opening', 'batch', 'succeeded', '{}', 0, 0, NOW(6), "
                           "NOW(6))"))
         conn.execute(text("UPDATE job SET result = JSON_OBJECT('total', :n, 'succeeded', :n, 'failed', 0) "

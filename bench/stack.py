@@ -51,10 +51,12 @@ def bench_key(url: str) -> dict[str, str]:
 
 
 class Stack:
-    """The API (uvicorn) and one worker per shard queue, as the run command starts them."""
+    """The API (uvicorn) and the workers, each consuming every shard queue, as the run command
+    starts them."""
 
     def __init__(self, env: dict[str, str], port: int = 8765,
-                 api_workers: int = min(4, max(1, len(os.sched_getaffinity(0)) // 2))) -> None:  # as bin/run
+                 api_workers: int = min(4, max(1, len(os.sched_getaffinity(0)) // 2)),  # as bin/run
+                 worker_processes: int = 2) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **env}
         self.url = f"http://127.0.0.1:{port}"
@@ -62,17 +64,17 @@ class Stack:
         self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
                             "--workers", str(api_workers), "--loop", "uvloop", "--http", "httptools",
                             "--no-access-log", "--log-level", "warning"])
-        for shard in range(int(env["SHARD_COUNT"])):
-            queue = f"{env['QUEUE_PREFIX']}.{shard}"
-            self._spawn(f"worker-{shard}", [
-                sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queue,
-                "--pool", "solo", "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
-                "--loglevel", "WARNING"])
+        queues = ",".join(f"{env['QUEUE_PREFIX']}.{shard}" for shard in range(int(env["SHARD_COUNT"])))
+        for n in range(worker_processes):
+            self._spawn(f"worker-{n}", [
+                sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queues,
+                "--pool", "solo", "-n", f"{env['QUEUE_PREFIX']}-{n}@%h", "--without-gossip",
+                "--without-mingle", "--loglevel", "WARNING"], {"WORKER_METRICS_PORT": "0"})
         self._wait_ready()
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115
-        self.procs.append(subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
+        self.procs.append(subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
                                            stderr=subprocess.STDOUT, start_new_session=True))
 
     def _wait_ready(self) -> None:

@@ -19,7 +19,7 @@ LOCK = text("SELECT s.id, s.on_hand, s.version FROM stock_level s "
             "WHERE w.code = :w AND p.sku = :s FOR UPDATE")
 CREATE = text("INSERT IGNORE INTO stock_level (warehouse_id, product_id, on_hand, version, updated_at) "
               "SELECT w.id, p.id, 0, 0, :t FROM warehouse w, product p WHERE w.code = :w AND p.sku = :s")
-JOB = text("INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at, completed_at) "
+JOB = text("INSERT INTO job (id, kind, status, payload, slot, attempts, submitted_at, completed_at) "
            "VALUES (UUID(), 'command', 'succeeded', '{}', 0, 0, :t, :t) RETURNING id")
 LEDGER = text("INSERT INTO ledger_entry (stock_level_id, type, delta, on_hand_after, version, job_id, "
               "recorded_at) VALUES (:l, :y, :d, :a, :v, :j, :t)")

@@ -9,11 +9,12 @@ rules first, plus: no key twice in a file, and stock names known warehouses and 
 bad, all of them are listed and nothing is written. Existing warehouses and products are left as
 they are.
 
-Opening stock goes in as atomic batches of `receive` commands through the worker's apply path
-(`shared.stock.apply.apply_jobs`), run in this process: no Celery worker (and no Redis) is needed,
-and the balances and ledger come out exactly as if the API had queued them. A batch's job id is
-derived from its rows, so running the import again finds each batch already applied and changes
-nothing -- as long as the files and --batch-size are the same (other chunking, other ids).
+Opening stock goes in as atomic batches of `receive` commands: each is written as a job and applied
+in this process by the workers' own drain (shared/drain.py), in its warehouse's order with whatever
+else waits there. No Celery worker is needed, and the balances and ledger come out exactly as if
+the API had queued them. A batch's job id is derived from its rows, so running the import again
+finds each batch already applied and changes nothing -- as long as the files and --batch-size are
+the same (other chunking, other ids).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import csv
 import json
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from itertools import count
@@ -33,11 +35,14 @@ from sqlalchemy.orm import Session
 
 from api.schemas import ProductCreate, WarehouseCreate
 from shared.db import session_scope
+from shared.drain import drain
+from shared.jobs.documents import from_row
+from shared.jobs.rows import new_row
+from shared.jobs.status import FAILED, SUCCEEDED, TERMINAL
 from shared.models import Job, Product, Warehouse, utcnow
+from shared.ordering import slot_for
 from shared.schemas.commands import Receive
 from shared.settings import get_settings
-from shared.stock.apply import JobOutcome, apply_jobs
-from worker.transaction import run_in_transaction
 
 # Never change it: every batch imported so far would get a new id and be received a second time.
 OPENING_STOCK_NAMESPACE = uuid.UUID("9b21bf00-762c-4fbd-8563-c94f093c1f7b")
@@ -168,46 +173,60 @@ def batch_ids(commands: list[dict[str, Any]]) -> Iterator[str]:
         yield str(uuid.uuid5(OPENING_STOCK_NAMESPACE, canonical + suffix))
 
 
-def apply_batch(session: Session, commands: list[dict[str, Any]], max_attempts: int) -> JobOutcome:
-    """Write the job row and apply it in one transaction, so a job row that exists is terminal."""
+# While another process (a worker) applies the batch's slot, how often to look again.
+WAIT_FOR_SLOT_SECONDS = 0.05
+
+
+def apply_batch(commands: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """Write the batch's job if it is not there yet and see it applied; returns the job (as
+    GET /v1/jobs shows it) and whether an earlier run had applied it already."""
+    slot = slot_for(commands[0]["warehouse"])
     for job_id in batch_ids(commands):
-        # One prefix per dialect name: prefix_with compares `dialect` to a single name, so a
-        # tuple of names would silently emit a plain INSERT.
-        session.execute(
-            insert(Job).prefix_with("IGNORE", dialect="mysql")
-            .prefix_with("IGNORE", dialect="mariadb").prefix_with("OR IGNORE", dialect="sqlite"),
-            [{"id": job_id, "kind": "batch", "mode": "atomic", "status": "queued",
-              "payload": {"commands": commands}, "shard": 0, "attempts": 0,
-              "submitted_at": utcnow()}])
-        outcome = apply_jobs(session, [job_id], max_attempts=max_attempts)[0]
-        # An earlier failed attempt changed nothing (atomic): try again under the next id.
-        if not (outcome.already_applied and outcome.status == "failed"):
-            return outcome
+        with session_scope() as session:
+            # One prefix per dialect name: prefix_with compares `dialect` to a single name, so a
+            # tuple of names would silently emit a plain INSERT.
+            written = session.connection().execute(
+                insert(Job.__table__).prefix_with("IGNORE", dialect="mysql")
+                .prefix_with("IGNORE", dialect="mariadb").prefix_with("OR IGNORE", dialect="sqlite"),
+                new_row(job_id=job_id, kind="batch", mode="atomic", payload={"commands": commands},
+                        slot=slot, line_count=len(commands), api_key_id=None, idempotency_key=None,
+                        request_hash=None, request_id=None, submitted_at=utcnow())).rowcount
+        job = _until_terminal(job_id, slot)
+        # An earlier run's failed attempt changed nothing (atomic): try again under the next id.
+        if written or job["status"] != FAILED:
+            return job, not written
     raise AssertionError("unreachable")
+
+
+def _until_terminal(job_id: str, slot: int) -> dict[str, Any]:
+    while True:
+        drain([slot])
+        with session_scope() as session:
+            job = from_row(session.get_one(Job, job_id))
+        if job["status"] in TERMINAL:
+            return job
+        time.sleep(WAIT_FOR_SLOT_SECONDS)  # a worker holds the slot and will get to it
 
 
 def import_stock(path: Path, stock: Rows, batch_size: int) -> bool:
     """Apply the stock rows batch by batch; print one line per failed batch and the totals."""
-    settings = get_settings()
     applied = already = failed = received = 0
     for start in range(0, len(stock), batch_size):
         chunk = stock[start:start + batch_size]
         commands = [row.model_dump(exclude_none=True) for _, row in chunk]
-        outcome = run_in_transaction(
-            lambda s, c=commands: apply_batch(s, c, settings.max_job_attempts),
-            max_lock_retries=settings.max_transaction_retries, outage_deadline_seconds=60)
-        if outcome.status != "succeeded":
+        job, was_applied = apply_batch(commands)
+        if job["status"] != SUCCEEDED:
             failed += 1
-            error = outcome.error or {}
+            error = job.get("error") or {}
             where = chunk[error["line"]][0] if "line" in error else chunk[0][0]
-            bad = (outcome.result or {}).get("failed", "?")
-            print(f"{path}:{where}: batch {outcome.job_id} {outcome.status} ({bad} of {len(chunk)}"
+            bad = (job.get("result") or {}).get("failed", "?")
+            print(f"{path}:{where}: batch {job['job_id']} {job['status']} ({bad} of {len(chunk)}"
                   f" lines bad, first shown): {error.get('detail', error)}", file=sys.stderr)
-        elif outcome.already_applied:
+        elif was_applied:
             already += 1
         else:
             applied += 1
-            received += outcome.result["total"] if outcome.result else 0
+            received += job["result"]["total"]
     print(f"stock batches: {applied} applied, {already} already applied, {failed} failed; "
           f"{received} lines received")
     return failed == 0

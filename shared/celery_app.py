@@ -8,7 +8,13 @@ from celery import Celery
 from shared import file_queue
 from shared.settings import Settings, get_settings
 
-APPLY_TASK = "stock.apply_job"
+# A wake-up: "these ordering slots have jobs waiting" (worker/tasks.py, shared/drain.py).
+DRAIN_TASK = "stock.drain_slots"
+# What the API sent before ordering slots: a list of job ids. Still served, for a rolling upgrade.
+LEGACY_APPLY_TASK = "stock.apply_job"
+# Wake-ups a worker takes from the broker ahead of the one it runs: they are tiny, and when the
+# worker is busy most of them find their jobs already applied by an earlier drain.
+PREFETCH_MESSAGES = 16
 
 
 def queue_name(shard: int) -> str:
@@ -35,9 +41,7 @@ def make_celery() -> Celery:
         # At-least-once: ack after the task ran, requeue when the worker process dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # The worker buffers up to APPLY_BATCH_SIZE messages into one transaction, so it must be
-        # allowed to hold that many unacked (celery-batches); with one process per shard this is it.
-        worker_prefetch_multiplier=settings.apply_batch_size,
+        worker_prefetch_multiplier=PREFETCH_MESSAGES,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         task_default_queue=queue_name(0),
@@ -50,18 +54,12 @@ def make_celery() -> Celery:
 celery_app = make_celery()
 
 
-def enqueue_groups(by_shard: dict[int, list[str]], request_ids: dict[str, str | None] | None = None) -> None:
-    """Publish each shard's job ids, in accepted order, to its queue as one message, all in one
-    broker round trip (kombu's publish batch: one Redis pipeline). The API accepts jobs in groups:
-    one message per group and shard keeps the broker off the per-command cost. Raises if the broker
-    does not take them; then none of them is queued, or (past kombu's batch size) only a prefix
-    of the shards is. The ids of the requests that accepted the jobs ride along in a header, for
-    the worker's log lines."""
-    named = {job_id: rid for job_id, rid in (request_ids or {}).items() if rid}
+def send_wakeups(slots_by_shard: dict[int, list[int]]) -> None:
+    """Send each shard queue one wake-up naming its slots with new jobs, all in one broker round
+    trip (kombu's publish batch: one Redis pipeline). Raises if the broker does not take them;
+    then none of them is sent, or (past kombu's batch size) only some: the jobs are committed, and
+    the caller sends again."""
     with celery_app.producer_or_acquire() as producer, producer.batch():
-        for shard, job_ids in by_shard.items():
-            headers = {"request_ids": {i: named[i] for i in job_ids if i in named}} if named else None
-            # argsrepr: the worker's logs name the jobs one by one; a repr of every id list
-            # here cost more than the rest of the message.
-            celery_app.send_task(APPLY_TASK, args=[job_ids], queue=queue_name(shard), retry=False,
-                                 headers=headers, producer=producer, argsrepr=f"[{len(job_ids)} jobs]")
+        for shard, slots in slots_by_shard.items():
+            celery_app.send_task(DRAIN_TASK, args=[sorted(slots)], queue=queue_name(shard), retry=False,
+                                 producer=producer)

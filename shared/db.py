@@ -30,7 +30,7 @@ def get_engine() -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_overflow,
         isolation_level="READ COMMITTED",
-        # The API's grouping threads keep autocommitting connections (api/held_connection.py): a
+        # The API's grouping threads keep autocommitting connections (shared/held_connection.py): a
         # ROLLBACK there would be a round trip that undoes nothing.
         skip_autocommit_rollback=True,
     )
@@ -63,3 +63,21 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def end_idle_transactions_after(engine: Engine, seconds: int) -> None:
+    """Have the server end this process's transactions that sit idle for `seconds`: a worker that
+    is stopped or cut off while holding slot locks (shared/drain.py) then loses them, instead of
+    holding its slots until someone notices. MariaDB ends just the idle transaction's connection
+    (idle_transaction_timeout); MySQL has no such setting, so there any connection idle that long
+    is closed (wait_timeout), which the pool's pre-ping and the held connections' idle ping
+    survive. 0 leaves the server's default; SQLite (one process) has nothing to end."""
+    if not seconds or engine.dialect.name not in ("mysql", "mariadb"):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _idle_timeout(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        variable = ("idle_transaction_timeout" if "MariaDB" in dbapi_connection.get_server_info()
+                    else "wait_timeout")
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION {variable} = {int(seconds)}")

@@ -103,8 +103,9 @@ class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         UniqueConstraint("api_key_id", "idempotency_key"),
-        # The oldest waiting job per shard (queue metrics) and start-up recovery.
-        Index(None, "status", "shard", "submitted_at"),
+        # A slot's next jobs in accepted order (shared/drain.py), the slots with waiting jobs (the
+        # sweep), the oldest waiting job per queue (metrics) and the backlog count.
+        Index(None, "status", "slot", "submitted_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -112,16 +113,30 @@ class Job(Base):
     mode: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(24), default="queued")
     payload: Mapped[Any] = mapped_column(JSON)
-    shard: Mapped[int] = mapped_column(Integer, default=0)
+    # The ordering slot of the job's first warehouse (shared/ordering.py).
+    slot: Mapped[int] = mapped_column(Integer, default=0)
+    # 1 for a command, the number of commands for a batch: what a transaction may take at once.
+    line_count: Mapped[int] = mapped_column(Integer, default=1)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The X-Request-ID of the request that accepted the job, for the worker's log lines.
+    request_id: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[Any | None] = mapped_column(JSON)
     submitted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ApplySlot(Base):
+    """One row per ordering slot (shared/ordering.py). A worker applies a slot's jobs only while it
+    holds the slot's row locked, so two workers never apply one warehouse's commands at once."""
+
+    __tablename__ = "apply_slot"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class JobLine(Base):

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.celery_app import all_queues
+from shared.jobs.status import UNFINISHED
 from shared.models import Job
-
-UNFINISHED = ("queued", "running")
+from shared.ordering import shard_for_slot
+from shared.settings import get_settings
 
 
 @dataclass
@@ -23,16 +24,18 @@ class ShardBacklog:
 
 
 def unfinished_jobs(session: Session) -> dict[int, ShardBacklog]:
-    """{shard: its queued and running jobs}; shards with none are left out. One range scan of the
-    (status, shard, submitted_at) index over the unfinished jobs only (at most about
-    MAX_QUEUED_JOBS of them, since the API refuses work beyond that)."""
+    """{shard: its queued and running jobs}, by the queue their slots' wake-ups go to today;
+    shards with none are left out. One range scan of the (status, slot, submitted_at) index over
+    the unfinished jobs only (at most about MAX_QUEUED_JOBS of them, since the API refuses work
+    beyond that)."""
+    shard_count = get_settings().shard_count
     rows = session.execute(
-        select(Job.status, Job.shard, func.count(), func.min(Job.submitted_at))
-        .where(Job.status.in_(UNFINISHED)).group_by(Job.status, Job.shard))
+        select(Job.status, Job.slot, func.count(), func.min(Job.submitted_at))
+        .where(Job.status.in_(UNFINISHED)).group_by(Job.status, Job.slot))
     backlog: dict[int, ShardBacklog] = {}
-    for status, shard, count, oldest in rows:
-        shard_backlog = backlog.setdefault(shard, ShardBacklog())
-        setattr(shard_backlog, status, count)
+    for status, slot, count, oldest in rows:
+        shard_backlog = backlog.setdefault(shard_for_slot(slot, shard_count), ShardBacklog())
+        setattr(shard_backlog, status, getattr(shard_backlog, status) + count)
         if shard_backlog.oldest_submitted_at is None or oldest < shard_backlog.oldest_submitted_at:
             shard_backlog.oldest_submitted_at = oldest
     return backlog

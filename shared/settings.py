@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     # Keyed hash of API keys; losing it invalidates every key. bin/run writes one to .env.
     api_key_pepper: SecretStr | None = None
 
-    # Ordering: commands for one warehouse go to one of SHARD_COUNT queues, each with one consumer.
+    # Wake-ups for the workers go to SHARD_COUNT queues (stock.0, ...); any worker may consume any
+    # of them, and the count may change at any time (shared/ordering.py).
     shard_count: int = Field(default=2, ge=1, le=64)
     queue_prefix: str = Field(default="stock", pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -50,28 +51,26 @@ class Settings(BaseSettings):
     # While submissions come in groups, the job writer lets each group gather this long before it
     # commits it: fewer, larger commits and messages (api/grouped.py). 0 turns it off.
     accept_group_wait_seconds: float = Field(default=0.001, ge=0, le=0.05)
-    # The committed jobs' messages go out together over this long (api/publisher.py): fewer, larger
-    # messages cost the workers less. It adds at most this much to accept-to-complete. 0: at once.
-    publish_interval_seconds: float = Field(default=0.02, ge=0, le=1)
 
-    # Worker batching: up to this many queued jobs share one transaction, waiting at most the interval.
+    # Worker: a transaction applies up to this many waiting jobs of the slots it holds, and stops
+    # adding batch jobs once they come to about this many lines (a larger batch still goes alone).
     apply_batch_size: int = Field(default=200, ge=1, le=5000)
-    # The flush timer runs in the consumer every interval. With the prefork pool it handed batches
-    # on even while the child was busy: at 0.02 s a loaded worker got a queue of small batches, each
-    # paying two commits, and fell seconds behind (bench S2). With the solo pool a batch runs in the
-    # consumer, and what arrives meanwhile waits for the next flush; 0.05 s was not faster than 0.1.
-    apply_batch_interval_seconds: float = Field(default=0.1, gt=0, le=5)
+    apply_batch_lines: int = Field(default=20_000, ge=1)
 
     # Worker: how long a row lock may be waited for before retrying, and how often to retry.
     lock_wait_timeout_seconds: int = Field(default=5, ge=1)
     max_transaction_retries: int = Field(default=8, ge=1)
     max_job_attempts: int = Field(default=5, ge=1)
-    # Each worker looks this often for its shards' jobs still unfinished after this long whose
-    # message the broker lost (worker/sweep.py).
-    sweep_interval_seconds: float = Field(default=60, gt=0)
+    # The database ends a worker's transaction that sat idle this long (a worker stopped or cut
+    # off while holding slots), so the slots pass to another worker (shared/drain.py). 0: never.
+    db_idle_transaction_timeout_seconds: int = Field(default=5, ge=0)
+    # Every SWEEP_INTERVAL_SECONDS each worker applies the jobs waiting longer than
+    # SWEEP_AFTER_SECONDS that no worker holds: a lost message, a dead or stuck worker's share.
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    sweep_after_seconds: float = Field(default=5.0, ge=0)
 
     # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
-    # worker serves /metrics on WORKER_METRICS_PORT + the lowest shard it consumes (0: no endpoint).
+    # worker serves /metrics on WORKER_METRICS_PORT (0: no endpoint; bin/run gives each worker its own).
     log_level: str = Field(default="INFO", pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     slow_request_seconds: float = Field(default=1.0, gt=0)
     worker_metrics_port: int = Field(default=9200, ge=0, le=65535)

@@ -15,7 +15,7 @@ Backpressure is not the board's: the API's job writer counts unfinished job rows
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +24,10 @@ import redis
 import redis.asyncio
 from sqlalchemy.orm import Session
 
-from shared import file_queue, jobs, queue_stats
+from shared import file_queue, queue_stats
 from shared.celery_app import all_queues
+from shared.jobs import copies
+from shared.jobs.documents import read_database
 from shared.redis_client import get_async_redis, get_redis
 from shared.settings import get_settings
 
@@ -46,11 +48,8 @@ class StatusBoard(Protocol):
         """The job as GET /v1/jobs/{id} shows it (with its owner), or None if there is none."""
 
     def publish_many(self, docs: list[dict[str, Any]]) -> None:
-        """Record jobs' new statuses and wake the long polls of those that ended, all at once;
-        raises StatusBoardUnavailable (the database has the statuses, so polls still see them)."""
-
-    def forget(self, job_ids: Sequence[str]) -> None:
-        """Drop status copies that are about to be stale; best effort, never raises."""
+        """Record finished jobs and wake the long polls waiting for them, all at once; raises
+        StatusBoardUnavailable (the database has the statuses, so polls still see them)."""
 
     async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
         """Return once `is_done()` may have turned true, or after `timeout` seconds."""
@@ -71,23 +70,17 @@ class RedisStatusBoard:
         self._ttl_seconds = ttl_seconds
 
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
-        return jobs.read(self._client, session, job_id)
+        return copies.read(self._client, session, job_id)
 
     def publish_many(self, docs: list[dict[str, Any]]) -> None:
         try:
-            jobs.publish_many(self._client, docs, self._ttl_seconds)  # one pipeline round trip
+            copies.publish_many(self._client, docs, self._ttl_seconds)  # one pipeline round trip
         except redis.RedisError as exc:
             raise StatusBoardUnavailable("Redis is unreachable") from exc
 
-    def forget(self, job_ids: Sequence[str]) -> None:
-        try:
-            self._client.delete(*(jobs.status_key(j) for j in job_ids))
-        except redis.RedisError:
-            log.warning("could not clear job status copies", exc_info=True)
-
     async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
         try:
-            await jobs.wait_until_done(get_async_redis(), job_id, timeout, is_done)
+            await copies.wait_until_done(get_async_redis(), job_id, timeout, is_done)
         except redis.RedisError:
             pass  # no wake-up channel: the caller answers with what is known now
 
@@ -114,13 +107,10 @@ class DatabaseStatusBoard:
         self._queue_dir = queue_dir
 
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
-        return jobs.read_database(session, job_id)
+        return read_database(session, job_id)
 
     def publish_many(self, docs: list[dict[str, Any]]) -> None:
         pass  # the job rows, committed before this is called, are the statuses
-
-    def forget(self, job_ids: Sequence[str]) -> None:
-        pass
 
     async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
         deadline = time.monotonic() + timeout

@@ -1,4 +1,5 @@
-"""Worker entry point: `celery -A worker.app worker -Q stock.0`."""
+"""Worker entry point: `celery -A worker.app worker -Q stock.0,stock.1,...` (every worker may
+consume every shard queue: the drain keeps each warehouse in order, shared/drain.py)."""
 
 from worker.metrics_dir import use_private_metrics_dir
 
@@ -7,15 +8,19 @@ use_private_metrics_dir()
 
 import logging  # noqa: E402
 
-from celery.signals import setup_logging, worker_process_init  # noqa: E402
+from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown  # noqa: E402
 
 from shared.celery_app import celery_app  # noqa: E402
-from shared.db import get_engine  # noqa: E402
+from shared.db import end_idle_transactions_after, get_engine  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from worker import recovery, sweep, tasks  # noqa: E402,F401  (registers the tasks and signal handlers)
+from worker import metrics, tasks  # noqa: E402,F401  (registers the tasks and signal handlers)
+from worker.sweep import Sweeper, start_sweeper  # noqa: E402
 
 app = celery_app
+# A worker stopped or cut off while holding slot locks loses them after this long.
+end_idle_transactions_after(get_engine(), get_settings().db_idle_transaction_timeout_seconds)
+_sweeper: Sweeper | None = None
 
 
 @setup_logging.connect
@@ -27,10 +32,22 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
     configure_logging(level or settings.log_level, secrets=(pepper,))
 
 
+@worker_ready.connect
+def _start_sweeping(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    global _sweeper
+    _sweeper = start_sweeper()
+
+
+@worker_shutdown.connect
+def _stop_sweeping(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    if _sweeper is not None:
+        _sweeper.stop()
+
+
 @worker_process_init.connect
 def _own_connections(**_kwargs) -> None:  # type: ignore[no-untyped-def]
     """Only for the prefork pool (bin/run and the images use solo, which forks nothing). A pool
-    process forked after the parent used the database (start-up recovery runs in the
-    parent) inherits its pooled connections: two processes on one socket. Drop them, unclosed,
-    so the child opens its own and the parent's stay intact."""
+    process forked after the parent used the database (its sweep) inherits its pooled
+    connections: two processes on one socket. Drop them, unclosed, so the child opens its own and
+    the parent's stay intact."""
     get_engine().dispose(close=False)

@@ -1,52 +1,72 @@
-"""Finish the jobs whose message the broker lost, while the worker keeps running.
+"""Apply the jobs that no wake-up is bringing: a thread in every worker, independent of the broker.
 
-The API commits a job before it queues its message, so a job can outlive its message: a Redis
-without persistence restarted, or one on `appendfsync everysec` crashed within its last second of
-appends. A worker finishes such jobs when it starts (worker/recovery.py); one that keeps running
-would never see them. So every SWEEP_INTERVAL_SECONDS each worker sends a sweep message through
-each shard queue it consumes, and the sweep applies that shard's jobs still unfinished after
-SWEEP_INTERVAL_SECONDS, oldest first.
+A job is committed before its wake-up message is sent, so a job can be left waiting with no
+message on its way: Redis lost it (restarted without persistence, or crashed within its last
+second of appends), the API process died just after the commit, or the worker that took the
+message died or hung before applying it. So every SWEEP_INTERVAL_SECONDS each worker looks for
+slots with a job waiting longer than SWEEP_AFTER_SECONDS, and drains them like a wake-up would
+(shared/drain.py): in accepted order, skipping slots another worker holds, so order and
+exactly-once hold whoever applies a job.
 
-This keeps each warehouse's order. The sweep runs in the shard's one consumer, one task at a time
-with the batches, and it takes an oldest-first run of the shard's unfinished jobs: the very jobs the
-queue would apply next, in the same order. Messages still on their way for them find them finished
-(applying is exactly-once), and the only jobs it can apply late are those whose message is gone.
+It is a thread of its own rather than a timer on Celery's event loop: Celery clears that loop's
+timers when it loses the broker connection (`hub.timer.clear()`), and a sweep that must run
+precisely when the broker misbehaved cannot depend on it. It also starts a worker's life: jobs left
+by a worker that died are older than SWEEP_AFTER_SECONDS by the time anyone restarts it.
 """
 
 import logging
+import threading
 from datetime import timedelta
-from typing import Any
 
-from celery.signals import worker_ready
-
-from shared.celery_app import celery_app, queue_name
+from shared.apply_metrics import SWEPT
+from shared.drain import drain
+from shared.held_connection import HeldConnection
+from shared.jobs.rows import slots_waiting_since
 from shared.models import utcnow
 from shared.settings import get_settings
-from worker.recovery import consumed_shards, finish_unfinished
 
 log = logging.getLogger(__name__)
 
-SWEEP_TASK = "stock.sweep_shard"
+
+class Sweeper:
+    def __init__(self, interval_seconds: float, after_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self.after_seconds = after_seconds
+        self._stopped = threading.Event()
+        self._connection = HeldConnection()
+        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def sweep_once(self) -> int:
+        """Drain the slots with jobs waiting too long; returns how many jobs it applied."""
+        with self._connection.use() as conn:
+            slots = slots_waiting_since(conn, utcnow() - timedelta(seconds=self.after_seconds))
+        if not slots:
+            return 0
+        applied = [o for o in drain(slots) if not o.already_applied]
+        if applied:
+            log.warning("the sweep applied %d job(s) that waited over %.0f s", len(applied),
+                        self.after_seconds, extra={"slots": slots[:20]})
+            SWEPT.labels("sweep").inc(len(applied))
+        return len(applied)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.sweep_once()
+            except Exception:  # noqa: BLE001  (a database outage: the next tick tries again)
+                log.warning("the sweep failed; trying again in %.1f s", self.interval_seconds,
+                            exc_info=True)
+            self._stopped.wait(self.interval_seconds)
 
 
-@celery_app.task(name=SWEEP_TASK)
-def sweep_shard(shard: int) -> int:
-    """Apply the shard's jobs unfinished for longer than the interval; returns how many."""
-    older_than = timedelta(seconds=get_settings().sweep_interval_seconds)
-    return finish_unfinished([shard], utcnow() - older_than, "sweep", "their message was lost")
-
-
-def send_sweeps(shards: list[int]) -> None:
-    for shard in shards:
-        try:
-            celery_app.send_task(SWEEP_TASK, args=[shard], queue=queue_name(shard), retry=False)
-        except Exception:  # noqa: BLE001  (the broker is down: the next tick tries again)
-            log.warning("could not send the sweep of shard %d", shard, exc_info=True)
-
-
-@worker_ready.connect
-def _schedule_sweeps(sender: Any = None, **_kwargs: Any) -> None:
-    shards = consumed_shards(sender)
-    if shards:
-        # The consumer's own timer: it runs on the worker's event loop, no thread of its own.
-        sender.timer.call_repeatedly(get_settings().sweep_interval_seconds, send_sweeps, (shards,))
+def start_sweeper() -> Sweeper:
+    settings = get_settings()
+    sweeper = Sweeper(settings.sweep_interval_seconds, settings.sweep_after_seconds)
+    sweeper.start()
+    return sweeper

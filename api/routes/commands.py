@@ -13,10 +13,10 @@ from api.job_writer import get_job_writer
 from api.metrics import count_accepted
 from api.problems import ProblemError
 from api.schemas import Accepted
+from shared.ordering import slot_for
 from shared.problems import Problem
 from shared.schemas.commands import BatchRequest, Command
 from shared.settings import get_settings
-from shared.sharding import shard_for
 
 router = APIRouter(prefix="/v1")
 
@@ -25,7 +25,7 @@ ROUTE_PATH = "/v1/commands"
 
 
 async def accept(idempotency_key: str | None, *, kind: str, mode: str | None, payload: Any,
-                 first_warehouse: str, api_key_id: int | None = None,
+                 first_warehouse: str, line_count: int = 1, api_key_id: int | None = None,
                  key: tuple[str, str] | None = None) -> tuple[Accepted, dict[str, str]]:
     """The job row is committed (the durable promise) before the 202; its message follows a few
     milliseconds later (api/publisher.py).
@@ -34,7 +34,7 @@ async def accept(idempotency_key: str | None, *, kind: str, mode: str | None, pa
     headers."""
     acceptance = await get_job_writer().submit(
         api_key_id=api_key_id, key=key, kind=kind, mode=mode, payload=payload,
-        shard=shard_for(first_warehouse, get_settings().shard_count), idempotency_key=idempotency_key,
+        slot=slot_for(first_warehouse), line_count=line_count, idempotency_key=idempotency_key,
         request_hash=fingerprint(kind, mode, payload) if idempotency_key else None)
     headers = {"Location": f"/v1/jobs/{acceptance.job_id}"}
     if acceptance.replayed:
@@ -70,7 +70,7 @@ async def submit_batch(batch: BatchRequest, response: Response, principal: Write
         lambda: {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]})
     accepted, headers = await accept(idempotency_key, kind="batch", mode=batch.mode, payload=payload,
                                      first_warehouse=batch.commands[0].first_warehouse,
-                                     api_key_id=principal.key_id)
+                                     line_count=len(batch.commands), api_key_id=principal.key_id)
     response.headers.update(headers)
     return accepted
 

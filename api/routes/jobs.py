@@ -13,9 +13,9 @@ from api.auth import Reader
 from api.deps import SessionDep, StatusBoardDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
-from shared import jobs
 from shared.api_keys import Principal
 from shared.db import get_session_factory
+from shared.jobs.status import TERMINAL
 from shared.models import JobLine, LedgerEntry
 from shared.settings import get_settings
 from shared.status_board import StatusBoard, get_status_board
@@ -54,15 +54,15 @@ async def get_job(job_id: str, principal: Reader, response: Response,
     still run in the thread pool."""
     doc = await run_in_threadpool(_read_visible, job_id, principal)
     wait = _requested_wait(prefer)
-    if wait and doc["status"] not in jobs.TERMINAL:
+    if wait and doc["status"] not in TERMINAL:
         async def is_done() -> bool:
             current = await run_in_threadpool(_read_visible, job_id, principal)
-            return current["status"] in jobs.TERMINAL
+            return current["status"] in TERMINAL
 
         await get_status_board().wait_until_done(job_id, wait, is_done)
         doc = await run_in_threadpool(_read_visible, job_id, principal)
         response.headers["Preference-Applied"] = f"wait={wait}"
-    if doc["status"] not in jobs.TERMINAL:
+    if doc["status"] not in TERMINAL:
         response.headers["Retry-After"] = "1"
     return doc
 

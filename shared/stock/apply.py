@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row, Text, bindparam, delete, insert, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
+from shared.jobs.outcome import JobOutcome
+from shared.jobs.rows import set_job_outcomes
+from shared.jobs.status import FAILED, TERMINAL
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
 from shared.problems import Problem
 from shared.schemas.commands import Command, command_adapter
@@ -28,26 +31,7 @@ from shared.stock.planning import (
     plan_batch,
     plan_single,
 )
-from shared.stock.upsert import set_job_outcomes, upsert_levels
-
-TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """How a job ended, for the job store and the caller."""
-
-    job_id: str
-    kind: str
-    status: str
-    api_key_id: int | None
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    submitted_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    already_applied: bool = False
-    command_type: str = "batch"  # a command job's type (receive, issue, ...), for the metrics
+from shared.stock.upsert import upsert_levels
 
 
 @dataclass
@@ -67,7 +51,7 @@ class _BatchPayload(BaseModel):
 # pydantic to parse and validate in one pass.
 _JOB_COLUMNS = (Job.id, Job.kind, Job.mode, Job.status, type_coerce(Job.payload, Text).label("payload"),
                 Job.attempts, Job.api_key_id, Job.result, Job.error, Job.submitted_at, Job.started_at,
-                Job.completed_at)
+                Job.completed_at, Job.request_id)
 
 # The batch's reads, built once: only the lists bound to them change from batch to batch, and
 # building the statements afresh cost about as much of the worker's CPU as running them.
@@ -103,11 +87,19 @@ def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 
         elif row.attempts > max_attempts:
             problem = Problem("too-many-attempts", 500,
                               f"Abandoned after {row.attempts - 1} attempts that did not finish.")
-            finished.append((row, JobPlan("failed", error=problem.to_dict())))
+            finished.append((row, JobPlan(FAILED, error=problem.to_dict())))
         else:
-            pending.append(_PendingJob(row, _parse(row)))
+            try:
+                commands = _parse(row)
+            except ValidationError:
+                # Only a row written by something other than the API can hold this: fail the job,
+                # not the transaction of the jobs around it.
+                problem = Problem("invalid-payload", 500, "The job's stored commands are not valid.")
+                finished.append((row, JobPlan(FAILED, error=problem.to_dict())))
+                continue
+            pending.append(_PendingJob(row, commands))
             if row.kind == "command":
-                command_types[job_id] = pending[-1].commands[0].type
+                command_types[job_id] = commands[0].type
     if pending:
         finished.extend(_apply_pending(session, pending))
     outcomes.update(_finish(session, finished, utcnow(), command_types))
@@ -227,4 +219,5 @@ def _command_type(row: Row[Any]) -> str:
 def _outcome(row: Row[Any], status: str, result: Any, error: Any, completed_at: datetime | None,
              command_type: str, already_applied: bool = False) -> JobOutcome:
     return JobOutcome(row.id, row.kind, status, row.api_key_id, result, error, row.submitted_at,
-                      row.started_at or completed_at, completed_at, already_applied, command_type)
+                      row.started_at or completed_at, completed_at, already_applied, command_type,
+                      row.request_id)

@@ -126,7 +126,8 @@ def traffic(database: tuple[str, Engine]) -> Iterator[dict[str, Any]]:
 
             worker = start_worker(f"ops-{RUN}", [f"ops-{RUN}.0", f"ops-{RUN}.1"], env=env)
             finished = [_wait(client, r.json()["job_id"]) for r in submitted]
-            _until_drained(api.metrics_url)  # the worker's start-up recovery may finish jobs first
+            _until_drained(api.metrics_url)
+            time.sleep(0.3)  # each API process recounts unfinished jobs at most every 0.1 s
 
             # A command whose row another transaction holds past the worker's 1 s lock wait:
             # the worker rolls back, retries, and applies it once the lock is gone.
@@ -134,7 +135,7 @@ def traffic(database: tuple[str, Engine]) -> Iterator[dict[str, Any]]:
             with _row_locked(engine, warehouse, sku):
                 held = client.post("/v1/commands", json={**line, "type": "issue", "quantity": 1},
                                    headers={"X-Request-ID": request_id})
-                assert held.status_code == 202
+                assert held.status_code == 202, held.text
                 assert held.headers["x-request-id"] == request_id
                 _until_logged(worker, '"lock conflict 1205')  # then let go
             retried = _wait(client, held.json()["job_id"])

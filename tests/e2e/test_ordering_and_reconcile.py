@@ -1,4 +1,5 @@
-"""Per-warehouse order with one consumer per shard queue, and the reconcile check catching damage."""
+"""Per-warehouse order with several workers on every shard queue, and the reconcile check catching
+damage."""
 
 import subprocess
 import sys
@@ -15,11 +16,13 @@ SEQUENCE = [("receive", 10), ("issue", 10), ("receive", 5), ("issue", 5)]
 
 
 def test_commands_for_one_warehouse_apply_in_accepted_order(auth, db):
-    # As bin/run deploys it: one single-threaded consumer per shard queue, several shards.
+    # Three workers, each consuming every shard queue: any of them may get any wake-up, and the
+    # slot locks alone keep each warehouse in order.
     prefix = f"ord{uuid.uuid4().hex[:8]}"
     env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "3"}
     api, url = start_api(env, workers=2)
-    workers = [start_worker(f"{prefix}-{i}", queues=[f"{prefix}.{i}"], env=env) for i in range(3)]
+    queues = [f"{prefix}.{i}" for i in range(3)]
+    workers = [start_worker(f"{prefix}-{i}", queues=queues, env=env) for i in range(3)]
     try:
         with httpx.Client(base_url=url, headers=auth, timeout=30) as c:
             warehouses, sku = [unique("ORD") for _ in range(12)], unique("SKU")

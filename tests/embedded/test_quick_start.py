@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from shared.celery_app import all_queues
-from shared.sharding import shard_for
+from shared.ordering import slot_for
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
 from tests.support.processes import ROOT, Process, start_api, start_worker
 
@@ -199,9 +199,10 @@ def test_work_queued_while_the_worker_is_down_is_applied_when_it_starts(client, 
     # Nobody applies them meanwhile: a long poll gives up after its wait, saying so.
     r = client.get(f"/v1/jobs/{first}", headers={"Prefer": "wait=1"})
     assert r.json()["status"] == "queued" and r.headers["Preference-Applied"] == "wait=1"
-    # The first job's message is lost, as when a worker dies after taking it from the folder; the
-    # job row is the durable record, and the next worker's recovery applies it. (The API publishes
-    # the jobs of a few groups together, so the second job may travel in the same message.)
+    # The first job's wake-up is lost, as when a worker dies after taking it from the folder; the
+    # job row is the durable record, and the next worker applies it: with the second job's
+    # wake-up, which drains the whole slot in order, or with its sweep. (The two jobs' wake-ups
+    # may travel as one message.)
     messages = sorted((data_dir / "queue" / "messages").glob("*.msg"))
     assert len(messages) in (1, 2)
     # /metrics sees them wait: two unfinished job rows, and their message files in the queue folder.
@@ -218,28 +219,27 @@ def test_work_queued_while_the_worker_is_down_is_applied_when_it_starts(client, 
     _reconcile(env)
 
 
-def test_a_message_carrying_a_group_of_job_ids_goes_through_the_folder(client, env, data_dir, worker):
-    """The API queues each group commit as one message with a list of job ids: through the folder
-    transport and celery-batches, every id in it is applied, in the list's order."""
+def test_a_wakeup_goes_through_the_folder_and_applies_its_slots_jobs_in_order(client, env, data_dir, worker):
+    """The API sends each committed group's slots as one message: through the folder transport,
+    the worker drains the slot and applies every job waiting there, oldest first."""
     warehouse, sku = unique("G"), unique("SKU")
     create_catalog(client, [warehouse], [sku])
     ids = [str(uuid.uuid4()) for _ in range(3)]
     with sqlite3.connect(data_dir / "stock.db") as db:  # job rows as the writer commits them
         db.executemany(
-            "INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at) "
-            "VALUES (?, 'command', 'queued', ?, ?, 0, datetime('now'))",
+            "INSERT INTO job (id, kind, status, payload, slot, line_count, attempts, submitted_at) "
+            "VALUES (?, 'command', 'queued', ?, ?, 1, 0, datetime('now', ?))",
             [(job_id, json.dumps({"type": "receive", "warehouse": warehouse, "sku": sku,
-                                  "quantity": quantity}), shard_for(warehouse, len(all_queues())))
+                                  "quantity": quantity}), slot_for(warehouse), f"+{quantity} seconds")
              for job_id, quantity in zip(ids, (1, 2, 3), strict=True)])
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from shared.celery_app import enqueue_groups; "
-         "enqueue_groups({int(sys.argv[1]): sys.argv[2:]})",
-         str(shard_for(warehouse, len(all_queues()))), *ids],
+        [sys.executable, "-c", "import sys; from shared.celery_app import send_wakeups; "
+         "send_wakeups({0: [int(sys.argv[1])]})", str(slot_for(warehouse))],
         cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 4  # sooner than the sweep (jobs waiting over 5 s)
     while _stock(client, warehouse, sku)[1] < 3:
-        assert time.monotonic() < deadline, "the group's jobs were not applied"
+        assert time.monotonic() < deadline, "the slot's jobs were not applied by the wake-up"
         time.sleep(0.1)
     ledger = client.get("/v1/ledger", params={"warehouse": warehouse, "sku": sku}).json()["items"]
     assert [(e["delta"], e["version"]) for e in ledger] == [(1, 1), (2, 2), (3, 3)]

@@ -14,7 +14,7 @@ from shared.models import Job, Product, StockLevel, Warehouse, utcnow
 from shared.sqlite_engine import create_sqlite_engine, is_busy
 from shared.stock.apply import apply_jobs
 from shared.stock.reconcile import find_mismatches
-from worker.transaction import _is_lock_conflict
+from shared.transaction import _is_lock_conflict
 
 
 def test_connections_use_wal_a_busy_timeout_and_foreign_keys(engine):
@@ -65,7 +65,7 @@ def test_a_writer_that_waited_past_the_busy_timeout_is_retried_by_the_worker(url
 
 def _job(session: Session, kind: str, payload: dict, mode: str | None = None) -> str:
     job_id = str(uuid.uuid4())
-    session.add(Job(id=job_id, kind=kind, mode=mode, status="queued", payload=payload, shard=0,
+    session.add(Job(id=job_id, kind=kind, mode=mode, status="queued", payload=payload, slot=0,
                     attempts=1, submitted_at=utcnow()))
     return job_id
 

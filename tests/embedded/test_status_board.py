@@ -18,7 +18,7 @@ from shared.status_board import DatabaseStatusBoard
 def _add_jobs(engine, *statuses: str) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in statuses]
     with sessionmaker(bind=engine).begin() as session:
-        session.add_all(Job(id=job_id, kind="command", status=status, shard=0, attempts=0,
+        session.add_all(Job(id=job_id, kind="command", status=status, slot=0, attempts=0,
                             payload={"type": "receive"}, submitted_at=utcnow())
                         for job_id, status in zip(ids, statuses, strict=True))
     return ids

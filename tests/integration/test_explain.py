@@ -69,7 +69,7 @@ CASES: list[tuple[str, dict[str, str | set[str]], int]] = [
     (f"/v1/jobs/{HISTORY_JOB}", {"job": "PRIMARY"}, 50),
     (f"/v1/jobs/{HISTORY_JOB}/lines", {"job_line": "PRIMARY", "ledger_entry": "ix_ledger_entry_job_id_line"},
      300),
-    ("/metrics", {"job": "ix_job_status_shard_submitted_at"}, 300),
+    ("/metrics", {"job": "ix_job_status_slot_submitted_at"}, 300),
 ]
 
 

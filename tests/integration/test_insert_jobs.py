@@ -6,11 +6,11 @@ import uuid
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from api.held_connection import HeldConnection
 from shared.api_keys import create_key, revoke_key
+from shared.held_connection import HeldConnection
+from shared.jobs.rows import insert_jobs, new_row
 from shared.models import ApiKey, Job, utcnow
 from shared.settings import get_settings
-from shared.stock.upsert import insert_jobs
 
 
 def _key(session: Session) -> tuple[int, str]:
@@ -19,10 +19,10 @@ def _key(session: Session) -> tuple[int, str]:
 
 
 def _row(api_key_id: int) -> dict:
-    return {"id": str(uuid.uuid4()), "kind": "command", "mode": None, "status": "queued",
-            "payload": {"type": "receive", "warehouse": "W", "sku": "S", "quantity": 1}, "shard": 0,
-            "attempts": 0, "api_key_id": api_key_id, "idempotency_key": None, "request_hash": None,
-            "submitted_at": utcnow()}
+    return new_row(job_id=str(uuid.uuid4()), kind="command", mode=None,
+                   payload={"type": "receive", "warehouse": "W", "sku": "S", "quantity": 1}, slot=0,
+                   line_count=1, api_key_id=api_key_id, idempotency_key=None, request_hash=None,
+                   request_id="req-1", submitted_at=utcnow())
 
 
 def test_only_jobs_of_live_keys_are_written_where_asked_and_the_count_says_how_many():

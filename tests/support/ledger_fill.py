@@ -60,13 +60,13 @@ def fill(conn: Connection) -> None:
     jobs = LEDGER_ROWS // LINES_PER_JOB
     _insert(conn, Job.__table__, (
         {"id": job_id(j), "kind": "batch", "mode": "independent", "status": "succeeded",
-         "payload": {}, "shard": j % 2, "attempts": 1, "api_key_id": 1,
+         "payload": {}, "slot": j % 2, "attempts": 1, "api_key_id": 1,
          "result": {"total": LINES_PER_JOB, "succeeded": LINES_PER_JOB, "failed": 0},
          "submitted_at": START + timedelta(seconds=j), "completed_at": START + timedelta(seconds=j)}
         for j in range(jobs)))
     _insert(conn, Job.__table__, (
         {"id": f"waiting-{j:05d}", "kind": "command", "status": "queued" if j % 4 else "running",
-         "payload": {}, "shard": j % 2, "attempts": 0, "api_key_id": 1,
+         "payload": {}, "slot": j % 2, "attempts": 0, "api_key_id": 1,
          "submitted_at": START + timedelta(days=30, seconds=j)} for j in range(WAITING_JOBS)))
     _insert(conn, JobLine.__table__, ({"job_id": job_id(j), "line": 3, "error": {"type": "x"}}
                                       for j in range(0, jobs, 50)))

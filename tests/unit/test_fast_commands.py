@@ -12,6 +12,7 @@ import api.routes.commands as command_routes
 from api.fast_commands import FastCommands
 from api.job_writer import Acceptance, KeyRefused
 from api.problems import ProblemError
+from shared.ordering import slot_for
 from shared.problems import Problem
 
 COMMAND = {"type": "receive", "warehouse": "W1", "sku": "S1", "quantity": 3}
@@ -87,8 +88,8 @@ def test_a_valid_command_is_answered_without_the_route(writer: Writer):
                                            "kind": "command", "status": "queued",
                                            "submitted_at": "2026-11-24T10:00:00.000Z"}
     assert writer.submitted == [{"api_key_id": None, "key": ("abc", "secret"), "kind": "command",
-                                 "mode": None, "payload": COMMAND, "shard": writer.submitted[0]["shard"],
-                                 "idempotency_key": None, "request_hash": None}]
+                                 "mode": None, "payload": COMMAND, "slot": slot_for(COMMAND["warehouse"]),
+                                 "line_count": 1, "idempotency_key": None, "request_hash": None}]
 
 
 @pytest.mark.parametrize("headers, body", [

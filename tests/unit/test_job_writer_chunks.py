@@ -9,7 +9,7 @@ from api.job_writer import MAX_INSERT_BYTES, Submission, _by_size
 def _submission(loop: asyncio.AbstractEventLoop, lines: int = 0) -> Submission:
     payload = {"commands": [{"type": "receive"}] * lines} if lines else {"type": "receive"}
     return Submission(None, "batch" if lines else "command", "atomic" if lines else None, payload, 0,
-                      None, None, loop=loop)
+                      lines or 1, None, None, loop=loop)
 
 
 def test_commands_share_a_statement_and_a_large_batch_goes_alone_in_order():

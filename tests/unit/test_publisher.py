@@ -1,5 +1,5 @@
-"""The publisher's coalescing and retries (api/publisher.py), with a stand-in for the broker: what
-reaches the real Redis broker is tested in tests/e2e (test_outages.py and every job applied)."""
+"""The publisher's latency-first merging and retries (api/publisher.py), with a stand-in for the
+broker: what reaches the real Redis broker is tested in tests/integration and tests/e2e."""
 
 import threading
 import time
@@ -8,52 +8,72 @@ from api.publisher import Publisher
 
 
 class Broker:
-    """Records what is published; refuses while `down` is set."""
+    """Records what is published; refuses while `down` is set; holds a publish while `slow` is set."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[int, list[str]]] = []
-        self.request_ids: dict[str, str | None] = {}
+        self.messages: list[dict[int, list[int]]] = []
         self.down = threading.Event()
+        self.slow = threading.Event()
+        self.publishing = threading.Event()
         self.attempts = 0
 
-    def publish(self, by_shard: dict[int, list[str]], request_ids: dict[str, str | None]) -> None:
+    def publish(self, slots_by_shard: dict[int, list[int]]) -> None:
         self.attempts += 1
+        self.publishing.set()
+        while self.slow.is_set():
+            time.sleep(0.01)
         if self.down.is_set():
             raise ConnectionError("broker away")
-        self.messages.append({shard: list(ids) for shard, ids in by_shard.items()})
-        self.request_ids.update(request_ids)
+        self.messages.append(dict(slots_by_shard))
 
 
-def test_groups_submitted_within_the_interval_go_out_as_one_message_per_shard_in_order():
+def wait_until(condition, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_an_idle_publisher_sends_at_once():
     broker = Broker()
-    publisher = Publisher(0.2, broker.publish)
-    publisher.submit({0: ["a1", "a2"], 1: ["b1"]}, {"a1": "r1", "a2": "r2", "b1": None})
-    publisher.submit({0: ["a3"]}, {"a3": "r3"})
+    publisher = Publisher(broker.publish)
+    started = time.monotonic()
+    publisher.submit({0: {4}})
+    wait_until(lambda: broker.messages)
+    assert time.monotonic() - started < 0.1, "no timer between a commit and its wake-up"
+    assert broker.messages == [{0: [4]}]
+
+
+def test_what_arrives_while_a_publish_is_under_way_goes_out_merged_with_the_next():
+    broker = Broker()
+    publisher = Publisher(broker.publish)
+    broker.slow.set()
+    publisher.submit({0: {2}})
+    wait_until(broker.publishing.is_set)
+    publisher.submit({0: {6, 2}, 1: {3}})
+    publisher.submit({1: {5}, 0: {8}})
+    broker.slow.clear()
     assert publisher.flush(timeout=5)
-    assert broker.messages == [{0: ["a1", "a2", "a3"], 1: ["b1"]}]
-    assert broker.request_ids == {"a1": "r1", "a2": "r2", "b1": None, "a3": "r3"}
+    assert broker.messages == [{0: [2]}, {0: [2, 6, 8], 1: [3, 5]}]
 
 
-def test_a_refused_publish_is_retried_with_newer_jobs_behind_it_and_health_says_so():
+def test_a_refused_publish_is_retried_with_newer_slots_merged_and_health_says_so():
     broker = Broker()
-    publisher = Publisher(0, broker.publish)
+    publisher = Publisher(broker.publish)
     broker.down.set()
-    publisher.submit({0: ["a1"]}, {})
-    deadline = time.monotonic() + 5
-    while publisher.healthy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not publisher.healthy
-    publisher.submit({0: ["a2"], 1: ["b1"]}, {})
+    publisher.submit({0: {1}})
+    wait_until(lambda: not publisher.healthy)
+    publisher.submit({0: {2}, 1: {3}})
     time.sleep(0.3)  # a retry or two while the broker is away
     broker.down.clear()
     assert publisher.flush(timeout=10)
     assert publisher.healthy
     assert broker.attempts >= 2
-    assert broker.messages == [{0: ["a1", "a2"], 1: ["b1"]}]
+    assert broker.messages == [{0: [1, 2], 1: [3]}]
 
 
 def test_flush_returns_when_nothing_is_pending():
-    publisher = Publisher(0.5, Broker().publish)
+    publisher = Publisher(Broker().publish)
     started = time.monotonic()
     assert publisher.flush(timeout=5)
-    assert time.monotonic() - started < 0.4, "a flush with nothing pending does not wait the interval"
+    assert time.monotonic() - started < 0.1

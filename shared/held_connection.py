@@ -1,15 +1,15 @@
-"""One database connection that a grouping thread (`api/grouped.py`) keeps from group to group.
+"""One autocommitting database connection that a thread keeps for its single statements: the
+API's grouping threads (`api/grouped.py`: a key lookup, a count, one INSERT for a group's jobs) and
+the worker's drains (`shared/drain.py`: which slots wait, an attempt counted).
 
-A pooled checkout pings the server (pre-ping) and its return rolls back: two round trips per group
-on top of the group's own work, and in a busy API process every round trip also waits for the GIL
-behind the event loop. A grouping thread serves one group at a time, so it keeps one connection
-instead, pings it only after it sat idle, and drops it after any error, so the next group starts on
-a fresh connection (what pre-ping did for every checkout).
+A pooled checkout pings the server (pre-ping) and its return rolls back: two round trips on top of
+the statement, and in a busy API process every round trip also waits for the GIL behind the event
+loop. A thread does one thing at a time, so it keeps one connection instead, pings it only after it
+sat idle, and drops it after any error, so the next use starts on a fresh connection (what pre-ping
+did for every checkout).
 
-The connection autocommits: each statement is its own transaction, so a write is durable when it
-returns, without a COMMIT round trip, and a group that only read needs no ROLLBACK either (the
-engine skips it, `shared/db.py`). The threads' work is single statements: a key lookup, a count,
-one INSERT for a group's jobs.
+Each statement is its own transaction, so a write is durable when it returns, without a COMMIT
+round trip, and a read needs no ROLLBACK either (the engine skips it, `shared/db.py`).
 """
 
 import time

@@ -1,4 +1,4 @@
-"""The API's publish on the real Redis broker: a group's jobs become one message per shard queue,
+"""The API's wake-ups on the real Redis broker: one message per shard queue naming its slots,
 sent together through kombu's publish batch (one Redis pipeline)."""
 
 import base64
@@ -28,21 +28,16 @@ def _messages(client: redis.Redis, queue: str) -> list[dict]:
     return [json.loads(raw) for raw in reversed(client.lrange(queue, 0, -1))]  # LPUSH: newest first
 
 
-def test_each_shard_gets_one_message_with_its_jobs_in_order(queues):
+def test_each_shard_gets_one_message_naming_its_slots(queues):
     client, prefix = queues
-    first, second, third = (str(uuid.uuid4()) for _ in range(3))
-    broker.enqueue_groups({0: [first, third], 1: [second]},
-                          {first: "req-1", second: "req-2", third: None})
+    broker.send_wakeups({0: [4, 2], 1: [7]})
 
     [on_zero] = _messages(client, f"{prefix}.0")
     [on_one] = _messages(client, f"{prefix}.1")
     args_zero, _, _ = json.loads(base64.b64decode(on_zero["body"]))
     args_one, _, _ = json.loads(base64.b64decode(on_one["body"]))
-    assert args_zero == [[first, third]] and args_one == [[second]]
-    assert on_zero["headers"]["task"] == broker.APPLY_TASK
-    # Each message names only its own jobs' requests, and only those that had one.
-    assert on_zero["headers"]["request_ids"] == {first: "req-1"}
-    assert on_one["headers"]["request_ids"] == {second: "req-2"}
+    assert args_zero == [[2, 4]] and args_one == [[7]]
+    assert on_zero["headers"]["task"] == broker.DRAIN_TASK
 
 
 def test_the_broker_takes_the_shards_messages_in_one_pipeline():
@@ -58,4 +53,4 @@ def test_a_broker_that_is_down_raises(monkeypatch: pytest.MonkeyPatch):
     unreachable.conf.broker_connection_retry = False
     monkeypatch.setattr(broker, "celery_app", unreachable)
     with pytest.raises(Exception):  # noqa: B017  (kombu raises its connection errors as they come)
-        broker.enqueue_groups({0: [str(uuid.uuid4())], 1: [str(uuid.uuid4())]})
+        broker.send_wakeups({0: [1], 1: [2]})

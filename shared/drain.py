@@ -1,0 +1,175 @@
+"""Apply accepted jobs in accepted order, each exactly once, with any number of workers.
+
+A wake-up message names ordering slots (shared/ordering.py); `drain(slots)` applies everything
+waiting in them:
+
+    repeat:
+      1. which of the slots have unfinished jobs? (one read, outside any lock)  none: done
+      2. in one transaction:
+         - lock those slots' rows in `apply_slot`, skipping the rows another worker holds
+           (SELECT ... FOR UPDATE SKIP LOCKED); none left: done (their holders take the jobs);
+         - take the held slots' oldest unfinished jobs, at most APPLY_BATCH_SIZE jobs and about
+           APPLY_BATCH_LINES lines;
+         - count an attempt on them, committed at once on a second connection, so a job that
+           keeps killing workers is given up after MAX_JOB_ATTEMPTS;
+         - apply them (shared/stock/apply.py) and commit, with their outcomes;
+      3. publish the outcomes (status copies, wake-ups, metrics, log lines) and go on with the
+         slots held in 2.
+
+Order: a slot's jobs are applied only under its lock, oldest accepted first, so one warehouse's
+commands never run in two places at once nor overtake each other. Exactly once: `apply_jobs` locks
+each job row and skips a finished one. Nothing left behind: a worker that skips a slot does so
+while another holds it, and the jobs it came for were committed before its message was sent; the
+holder's next step 1 runs after its commit released the lock, and sees them. No timer: an idle
+worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
+meanwhile into its next transaction.
+
+A worker that dies releases its locks with its connection; one that hangs inside a transaction
+has it ended by the server after DB_IDLE_TRANSACTION_TIMEOUT_SECONDS (shared/db.py); either way
+the next wake-up for the slot, or the sweep (worker/sweep.py), applies what it left.
+"""
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from shared.apply_metrics import BATCH_SIZE, DRAINS, record_outcomes
+from shared.held_connection import HeldConnection
+from shared.jobs.documents import from_outcome
+from shared.jobs.outcome import JobOutcome
+from shared.jobs.rows import mark_attempt, oldest_unfinished, slots_with_unfinished
+from shared.logs import log_context
+from shared.models import ApplySlot, utcnow
+from shared.settings import get_settings
+from shared.status_board import StatusBoardUnavailable, get_status_board
+from shared.stock.apply import apply_jobs
+from shared.transaction import run_in_transaction, with_retries
+
+log = logging.getLogger(__name__)
+
+# Built once; SQLite (the embedded profile) has no row locks and renders it as a plain SELECT: its
+# transactions take the whole database's write lock at BEGIN, which serialises the drains anyway.
+_LOCK_SLOTS = (select(ApplySlot.slot).where(ApplySlot.slot.in_(bindparam("slots", expanding=True)))
+               .order_by(ApplySlot.slot).with_for_update(skip_locked=True))
+
+_connections = threading.local()
+
+
+def _connection() -> HeldConnection:
+    """The thread's own connection for single statements (a worker drains on its consuming thread
+    and on its sweep thread)."""
+    if not hasattr(_connections, "held"):
+        _connections.held = HeldConnection()
+    return _connections.held
+
+
+class _Step(NamedTuple):
+    held: list[int]
+    outcomes: list[JobOutcome]
+
+
+def drain(slots: Iterable[int]) -> list[JobOutcome]:
+    """Apply the unfinished jobs of these slots that no other worker is applying; returns their
+    outcomes."""
+    slots = sorted(set(slots))
+    max_jobs = get_settings().apply_batch_size
+    applied: list[JobOutcome] = []
+    ended = "nothing_waiting"
+    while slots:
+        waiting = _waiting(slots)
+        if not waiting:
+            break
+        try:
+            step = _apply_next(waiting, max_jobs)
+        except Exception:
+            if max_jobs == 1:
+                raise
+            # A job whose transaction fails for a reason no retry cures: go one job at a time, so
+            # only that job's attempts add up to MAX_JOB_ATTEMPTS, not its neighbours'.
+            log.exception("applying jobs of slots %s failed; going on one job at a time", waiting)
+            max_jobs = 1
+            continue
+        if not step.held:
+            ended = "held_elsewhere" if not applied else ended
+            break
+        publish_outcomes(step.outcomes)
+        applied.extend(step.outcomes)
+        ended = "applied" if applied else ended
+        slots = step.held
+    DRAINS.labels(ended).inc()
+    return applied
+
+
+def _waiting(slots: list[int]) -> list[int]:
+    """Which of the slots have unfinished jobs; waits out a database outage like a transaction."""
+
+    def read() -> list[int]:
+        with _connection().use() as conn:
+            return slots_with_unfinished(conn, slots)
+
+    return with_retries(read, max_lock_retries=get_settings().max_transaction_retries,
+                        name="find_waiting")
+
+
+def _apply_next(slots: list[int], max_jobs: int) -> _Step:
+    settings = get_settings()
+    counted: set[str] = set()  # attempts already counted, should the transaction be retried
+
+    def work(session: Session) -> _Step:
+        held = list(session.scalars(_LOCK_SLOTS, {"slots": slots}))
+        if not held:
+            return _Step([], [])
+        job_ids = oldest_unfinished(session, held, max_jobs=max_jobs,
+                                    max_lines=settings.apply_batch_lines)
+        if not job_ids:
+            return _Step(held, [])
+        _count_attempt(session, [j for j in job_ids if j not in counted])
+        counted.update(job_ids)
+        BATCH_SIZE.observe(len(job_ids))
+        return _Step(held, apply_jobs(session, job_ids, max_attempts=settings.max_job_attempts))
+
+    with log_context(batch_id=uuid.uuid4().hex[:12]):
+        return run_in_transaction(work, max_lock_retries=settings.max_transaction_retries, name="apply")
+
+
+def _count_attempt(session: Session, job_ids: Sequence[str]) -> None:
+    if not job_ids:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        # One writer at a time: a second connection would wait for this transaction's lock. The
+        # embedded profile counts the attempt in the transaction, so a crash does not count it.
+        mark_attempt(session, job_ids, utcnow())
+        return
+    with _connection().use() as conn:
+        mark_attempt(conn, job_ids, utcnow())
+
+
+def publish_outcomes(outcomes: Sequence[JobOutcome]) -> None:
+    """After the commit: metrics, the status copies that wake waiting clients, a log line per job."""
+    if not outcomes:
+        return
+    record_outcomes(outcomes)
+    try:
+        get_status_board().publish_many([from_outcome(o) for o in outcomes])
+    except StatusBoardUnavailable:
+        # The database has the outcomes; polls and waiting clients fall back to it.
+        log.warning("could not publish %d job outcomes", len(outcomes), exc_info=True)
+    for outcome in outcomes:
+        with log_context(job_id=outcome.job_id, request_id=outcome.request_id):
+            _log_outcome(outcome)
+
+
+def _log_outcome(outcome: JobOutcome) -> None:
+    if outcome.already_applied:
+        log.info("job %s was already applied; nothing changed", outcome.job_id)
+        return
+    seconds = (outcome.completed_at - outcome.submitted_at).total_seconds() if outcome.completed_at else None
+    log.info("job %s", outcome.status, extra={
+        "kind": outcome.kind, "type": outcome.command_type, "status": outcome.status,
+        "problem": (outcome.error or {}).get("type"), "accept_to_complete_ms":
+        round(seconds * 1000, 1) if seconds is not None else None})
