@@ -42,7 +42,8 @@ class OwnRedis:
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
                 "--save", "", "--maxmemory-policy", "noeviction",
                 "--logfile", str(LOGS / f"redis-{self.port}.log")]
-        args += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        persistence = ["yes", "--appendfsync", "everysec"] if self.persistent else ["no"]
+        args += ["--appendonly", *persistence]
         self.process = subprocess.Popen(args)
         client = redis.Redis(port=self.port)
         for _ in range(100):
@@ -91,7 +92,8 @@ def _seconds_to_outcome(client: httpx.Client, command: dict) -> float:
     assert r.status_code == 202, r.text
     job = client.get(f"/v1/jobs/{r.json()['job_id']}", headers={"Prefer": "wait=20"}).json()
     assert job["status"] == "succeeded", job
-    return (datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["submitted_at"])).total_seconds()
+    accepted, completed = (datetime.fromisoformat(job[t]) for t in ("submitted_at", "completed_at"))
+    return (completed - accepted).total_seconds()
 
 
 def _until_accepting(client: httpx.Client, command: dict, timeout: float = 30) -> None:
