@@ -1,5 +1,5 @@
 """Telling one client to slow down: a per-key rate limit (429 with Retry-After). The queue's
-high-water mark (503) is the job writer's, which counts unfinished jobs (`api/job_writer.py`)."""
+high-water mark (503) is the job writer's, which counts unfinished jobs (`api/accept/writer.py`)."""
 
 import logging
 import math

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.accept.key_lookup import get_key_lookup
 from api.admission import enforce_rate_limit
-from api.key_lookup import get_key_lookup
 from api.problems import ProblemError
 from shared.api_keys import Principal, check, parse_token
 from shared.problems import Problem

@@ -2,7 +2,7 @@
 
 MySQL is the store: a unique (api_key_id, idempotency_key) on the job row, written in the same
 commit as the job, so two racing requests create one job and no cache can forget a key early.
-The lookups and the retention rule live with the writer that commits jobs (`api/job_writer.py`).
+The lookups and the retention rule live with the writer that commits jobs (`api/accept/writer.py`).
 """
 
 import hashlib

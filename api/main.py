@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import metrics, problems
+from api.accept.fast_path import FastCommands
+from api.accept.publisher import get_publisher
+from api.accept.waiters import get_waiters
 from api.body_limit import BodySizeLimit
-from api.fast_commands import FastCommands
-from api.publisher import get_publisher
 from api.routes import catalog, commands, health, jobs, stock
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
@@ -25,7 +26,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else ""
     configure_logging(settings.log_level, secrets=(pepper,))
+    # Subscribed before the first request, so no finished job is announced to nobody.
+    get_waiters().start()
     yield
+    await get_waiters().stop()
     if get_publisher.cache_info().currsize and not get_publisher().flush(timeout=10):
         log.warning("shutting down with job messages unpublished; the workers' sweep applies them")
     metrics.process_exiting()
@@ -41,7 +45,7 @@ def create_app() -> FastAPI:
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
     for module in (commands, jobs, stock, catalog, health):
         app.include_router(module.router)
-    # Innermost: a valid command is answered before FastAPI's routing; see api/fast_commands.py.
+    # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.
     app.add_middleware(FastCommands)
     app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
     # Added last, so it runs first: it sees the body limit's 413s too.

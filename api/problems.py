@@ -151,7 +151,7 @@ def _allowed_methods(request: Request, fallback: str) -> str:
 
 def answer(request: Request, problem: Problem,
             headers: dict[str, str] | None = None) -> JSONResponse:
-    """Every problem the handlers (and `api/fast_commands.py`) answer passes here, so refused
+    """Every problem the handlers (and `api/accept/fast_path.py`) answer passes here, so refused
     submissions are counted once."""
     count_rejection(request.method, request.url.path, problem.slug)
     return problem_response(problem, headers)

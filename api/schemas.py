@@ -2,9 +2,9 @@
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from shared.clock import parse_utc
 from shared.schemas.commands import PRINTABLE, Code, Sku
@@ -82,10 +82,32 @@ class LedgerOut(BaseModel):
 
 
 class Accepted(BaseModel):
+    """The answer to an accepted command or batch: its job, to poll at `Location`."""
+
     job_id: str
-    kind: str
+    kind: Literal["command", "batch"]
     status: str
     submitted_at: str
+
+
+class JobOut(BaseModel):
+    """A job: `GET /v1/jobs/{job_id}`, and the outcome of a POST that waited for it."""
+
+    job_id: str
+    kind: Literal["command", "batch"]
+    status: Literal["queued", "running", "succeeded", "failed", "partially_failed"]
+    submitted_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    result: dict[str, Any] | None = Field(
+        None, description="A command: `{on_hand_after, version_after}` (a transfer: `{from, to}` of "
+        "those); a batch: `{total, succeeded, failed}`.")
+    error: dict[str, Any] | None = Field(
+        None, description="A problem: why a command failed, or a failed atomic batch's first bad line.")
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
 
 
 def _to_shown_millisecond(value: datetime) -> datetime:

@@ -4,9 +4,12 @@
     with StockClient("http://127.0.0.1:8000", api_key) as stock:
         job = stock.run({"type": "receive", "warehouse": "SEL-1", "sku": "BOOK-001", "quantity": 5})
 
-Every submission carries an Idempotency-Key (made here unless given), and every retry reuses it, so a
-retry after a lost response or a dropped connection never applies the command twice. 503 and 429 are
-retried after the server's Retry-After; network errors with exponential backoff.
+`run` and `run_batch` ask the service to answer with the outcome (`Prefer: wait`): one round trip
+when the job ends within the wait, a long poll of the job after that. Every submission carries an
+Idempotency-Key (made here unless given), and every retry reuses it, so a retry after a lost
+response or a dropped connection never applies the command twice (a replay that waits answers with
+the original job's outcome). 503 and 429 are retried after the server's Retry-After; network
+errors with exponential backoff.
 """
 
 import time
@@ -45,13 +48,15 @@ class StockClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit_command(self, command: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        """Queue one command; returns the 202 body ({job_id, status, ...})."""
-        return self._submit("/v1/commands", command, idempotency_key)
+    def submit_command(self, command: dict[str, Any], idempotency_key: str | None = None,
+                       wait: int = 0) -> dict[str, Any]:
+        """Queue one command; returns the 202 body ({job_id, status, ...}), or with `wait` seconds
+        the job itself if it ended within them."""
+        return self._submit("/v1/commands", command, idempotency_key, wait)
 
     def submit_batch(self, commands: list[dict[str, Any]], mode: str = "atomic",
-                     idempotency_key: str | None = None) -> dict[str, Any]:
-        return self._submit("/v1/batches", {"mode": mode, "commands": commands}, idempotency_key)
+                     idempotency_key: str | None = None, wait: int = 0) -> dict[str, Any]:
+        return self._submit("/v1/batches", {"mode": mode, "commands": commands}, idempotency_key, wait)
 
     def wait(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Long-poll the job (Prefer: wait) until it is terminal or `timeout` passes."""
@@ -66,11 +71,25 @@ class StockClient:
 
     def run(self, command: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         """Submit one command and wait for its outcome."""
-        return self.wait(self.submit_command(command)["job_id"], timeout)
+        return self._finish(self.submit_command(command, wait=_first_wait(timeout)), timeout)
 
-    def _submit(self, path: str, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    def run_batch(self, commands: list[dict[str, Any]], mode: str = "atomic",
+                  timeout: float = 60.0) -> dict[str, Any]:
+        """Submit a batch and wait for its outcome."""
+        return self._finish(self.submit_batch(commands, mode, wait=_first_wait(timeout)), timeout)
+
+    def _finish(self, answer: dict[str, Any], timeout: float) -> dict[str, Any]:
+        if answer["status"] in TERMINAL:
+            return answer
+        return self.wait(answer["job_id"], timeout)
+
+    def _submit(self, path: str, body: dict[str, Any], idempotency_key: str | None,
+                wait: int) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
-        return self._request("POST", path, json=body, headers=headers).json()
+        if wait:
+            headers["Prefer"] = f"wait={wait}"
+        return self._request("POST", path, json=body, headers=headers,
+                             read_timeout=wait + 10 if wait else None).json()
 
     def _request(self, method: str, path: str, read_timeout: float | None = None,
                  **kwargs: Any) -> httpx.Response:
@@ -98,6 +117,11 @@ class StockClient:
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         header = response.headers.get("Retry-After", "")
         return min(self.max_backoff, float(header)) if header.isdigit() else self._backoff(attempt)
+
+
+def _first_wait(timeout: float) -> int:
+    """The wait to ask for on the POST itself: the service holds at most 30 s."""
+    return max(1, min(30, int(timeout)))
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

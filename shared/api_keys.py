@@ -24,6 +24,7 @@ class Principal:
     key_id: int
     name: str
     scopes: frozenset[str]
+    prefix: str = ""
 
     def can(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -98,4 +99,4 @@ def check(key: Any | None, secret: str) -> Principal | None:
     expected = key.secret_hash if key else hash_secret("not-a-key")  # same work either way
     if not hmac.compare_digest(expected, hash_secret(secret)) or key is None or key.revoked_at:
         return None
-    return Principal(key.id, key.name, frozenset(key.scopes.split(",")))
+    return Principal(key.id, key.name, frozenset(key.scopes.split(",")), key.prefix)

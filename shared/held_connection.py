@@ -1,5 +1,5 @@
 """One autocommitting database connection that a thread keeps for its single statements: the
-API's grouping threads (`api/grouped.py`: a key lookup, a count, one INSERT for a group's jobs) and
+API's grouping threads (`api/accept/grouped.py`: a key lookup, a count, one INSERT for a group's jobs) and
 the worker's drains (`shared/drain.py`: which slots wait, an attempt counted).
 
 A pooled checkout pings the server (pre-ping) and its return rolls back: two round trips on top of

@@ -48,8 +48,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=1000, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
     max_wait_seconds: int = Field(default=30, ge=0, le=30)
+    # Requests waiting for jobs (Prefer: wait) per API process, and per API key in a process:
+    # past these a request is refused (503, 429) before anything is queued.
+    max_waiting_requests: int = Field(default=10_000, ge=1)
+    max_waiting_requests_per_key: int = Field(default=2_000, ge=1)
     # While submissions come in groups, the job writer lets each group gather this long before it
-    # commits it: fewer, larger commits and messages (api/grouped.py). 0 turns it off.
+    # commits it: fewer, larger commits and messages (api/accept/grouped.py). 0 turns it off.
     accept_group_wait_seconds: float = Field(default=0.001, ge=0, le=0.05)
 
     # Worker: a transaction applies up to this many waiting jobs of the slots it holds, and stops

@@ -1,39 +1,42 @@
-"""What the API and the worker keep about jobs in flight besides the job rows and the queue: a fast
-copy of each job's status, the wake-up a long poll waits for, and, for monitoring, how many messages
-wait in each shard's queue.
+"""What the API and the worker keep about jobs besides the job rows and the queue: a fast copy of
+each finished job, the announcement that wakes the clients waiting for it, and, for monitoring,
+how many wake-ups wait in each shard's queue.
 
 Two boards, one chosen per process by `get_status_board()`:
-- `RedisStatusBoard` (server profile): expiring status copies and pub/sub wake-ups in Redis, message
-  counts from the broker's lists. The job rows stay the truth: the board only ever speeds things up.
-- `DatabaseStatusBoard` (embedded profile, which has no Redis): the job rows answer everything. A
-  long poll re-reads its job a few times a second, which a local SQLite file serves in microseconds;
-  waiting messages are the message files in the queue folder.
+- `RedisStatusBoard` (server profile): expiring copies of finished jobs and one pub/sub channel
+  announcing them (shared/jobs/copies.py), message counts from the broker's lists. The job rows stay
+  the truth: the board only ever speeds things up, and a board that cannot be reached is skipped
+  for a moment rather than waited for.
+- `DatabaseStatusBoard` (embedded profile, which has no Redis): the job rows answer everything, and
+  waiting clients are woken by re-reading them (api/accept/waiters.py); waiting messages are the
+  message files in the queue folder.
 
 Backpressure is not the board's: the API's job writer counts unfinished job rows in either profile.
 """
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis
-import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.orm import Session
 
 from shared import file_queue, queue_stats
 from shared.celery_app import all_queues
 from shared.jobs import copies
-from shared.jobs.documents import read_database
-from shared.redis_client import get_async_redis, get_redis
+from shared.jobs.documents import read_database, read_many_database
+from shared.redis_client import bounded_pool
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-IsDone = Callable[[], Awaitable[bool]]
+# A board that failed is not asked again for this long: a drain or a poll must not wait out a
+# timeout per job while Redis is away or hung.
+SKIP_AFTER_FAILURE_SECONDS = 5.0
 
 
 class StatusBoardUnavailable(Exception):
@@ -43,20 +46,21 @@ class StatusBoardUnavailable(Exception):
 class StatusBoard(Protocol):
     # Names the place `queued_messages` reads, for the `source` label of stock_queue_metrics_up.
     messages_source: str
+    # Whether finished jobs are announced on a channel (else waiting clients re-read the rows).
+    announces: bool
 
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
         """The job as GET /v1/jobs/{id} shows it (with its owner), or None if there is none."""
 
-    def publish_many(self, docs: list[dict[str, Any]]) -> None:
-        """Record finished jobs and wake the long polls waiting for them, all at once; raises
-        StatusBoardUnavailable (the database has the statuses, so polls still see them)."""
+    def read_many(self, session: Session, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The jobs among these that exist, by id, as `read` gives them."""
 
-    async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
-        """Return once `is_done()` may have turned true, or after `timeout` seconds."""
+    def publish_many(self, docs: list[dict[str, Any]]) -> None:
+        """Record finished jobs and announce them, all at once; raises StatusBoardUnavailable (the
+        database has the statuses, so polls and waiting clients still see them)."""
 
     def queued_messages(self) -> dict[int, int]:
-        """{shard: messages waiting in its queue} (a message carries one or more jobs); raises
-        StatusBoardUnavailable."""
+        """{shard: wake-ups waiting in its queue}; raises StatusBoardUnavailable."""
 
     def readiness(self) -> dict[str, str]:
         """Checks for /readyz beyond the database: name -> "ok" or "unreachable"."""
@@ -64,25 +68,47 @@ class StatusBoard(Protocol):
 
 class RedisStatusBoard:
     messages_source = "redis"
+    announces = True
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, ttl_seconds: int, channel: str) -> None:
         self._client = client
         self._ttl_seconds = ttl_seconds
+        self.channel = channel
+        self._skip_until = 0.0
+
+    @classmethod
+    def connect(cls, url: str, ttl_seconds: int, channel: str) -> "RedisStatusBoard":
+        """A board on its own client: short timeouts and no retries of its own (redis-py's
+        default retries made a hung Redis cost six seconds a call), since the database answers
+        whatever the board cannot."""
+        pool = bounded_pool(url, decode_responses=True, socket_timeout=1, socket_connect_timeout=0.5,
+                            health_check_interval=30, retry=Retry(NoBackoff(), 0))
+        client = redis.Redis(connection_pool=pool)
+        return cls(client, ttl_seconds, channel)
 
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
+        if self._skipping():
+            return read_database(session, job_id)
         return copies.read(self._client, session, job_id)
 
-    def publish_many(self, docs: list[dict[str, Any]]) -> None:
-        try:
-            copies.publish_many(self._client, docs, self._ttl_seconds)  # one pipeline round trip
-        except redis.RedisError as exc:
-            raise StatusBoardUnavailable("Redis is unreachable") from exc
+    def read_many(self, session: Session, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        if not self._skipping():
+            try:
+                found = copies.read_copies(self._client, job_ids)
+            except redis.RedisError:
+                self._failed()
+        missing = [j for j in job_ids if j not in found]
+        return {**found, **(read_many_database(session, missing) if missing else {})}
 
-    async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
+    def publish_many(self, docs: list[dict[str, Any]]) -> None:
+        if self._skipping():
+            raise StatusBoardUnavailable("Redis failed a moment ago")
         try:
-            await copies.wait_until_done(get_async_redis(), job_id, timeout, is_done)
-        except redis.RedisError:
-            pass  # no wake-up channel: the caller answers with what is known now
+            copies.publish_many(self._client, docs, self._ttl_seconds, self.channel)
+        except redis.RedisError as exc:
+            self._failed()
+            raise StatusBoardUnavailable("Redis is unreachable") from exc
 
     def queued_messages(self) -> dict[int, int]:
         try:
@@ -97,11 +123,16 @@ class RedisStatusBoard:
         except Exception:
             return {"redis": "unreachable"}
 
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _failed(self) -> None:
+        self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+
 
 class DatabaseStatusBoard:
     messages_source = "queue_folder"
-    # How often a long poll re-reads its job: a finished job is seen within this.
-    poll_interval_seconds = 0.1
+    announces = False
 
     def __init__(self, queue_dir: Path) -> None:
         self._queue_dir = queue_dir
@@ -109,13 +140,11 @@ class DatabaseStatusBoard:
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
         return read_database(session, job_id)
 
+    def read_many(self, session: Session, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return read_many_database(session, job_ids)
+
     def publish_many(self, docs: list[dict[str, Any]]) -> None:
         pass  # the job rows, committed before this is called, are the statuses
-
-    async def wait_until_done(self, job_id: str, timeout: float, is_done: IsDone) -> None:
-        deadline = time.monotonic() + timeout
-        while not await is_done() and (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(self.poll_interval_seconds, left))
 
     def queued_messages(self) -> dict[int, int]:
         """The message files waiting in the queue folder, counted per shard queue."""
@@ -132,5 +161,6 @@ class DatabaseStatusBoard:
 def get_status_board() -> StatusBoard:
     settings = get_settings()
     if settings.uses_redis:
-        return RedisStatusBoard(get_redis(), settings.job_status_ttl_seconds)
+        return RedisStatusBoard.connect(settings.redis_url, settings.job_status_ttl_seconds,
+                                        copies.done_channel(settings.queue_prefix))
     return DatabaseStatusBoard(settings.embedded_queue_dir)

@@ -1,70 +1,97 @@
 """Job status (the async request-reply status resource) and a batch's lines."""
 
-import re
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.accept.submit import requested_wait
+from api.accept.waiters import get_waiters
 from api.auth import Reader
 from api.deps import SessionDep, StatusBoardDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
+from api.schemas import JobList, JobOut
 from shared.api_keys import Principal
 from shared.db import get_session_factory
 from shared.jobs.status import TERMINAL
 from shared.models import JobLine, LedgerEntry
-from shared.settings import get_settings
-from shared.status_board import StatusBoard, get_status_board
+from shared.status_board import get_status_board
 
 router = APIRouter(prefix="/v1")
 
-
-def _visible_job(session: Session, board: StatusBoard, job_id: str,
-                 principal: Principal) -> dict[str, Any]:
-    """The job, if this key submitted it or is an admin key; another key's job is a 404, not a 403,
-    so job ids do not leak across partners."""
-    doc = board.read(session, job_id)
-    if doc is None or (doc.pop("owner", None) != principal.key_id and not principal.is_admin):
-        raise not_found(f"Job {job_id!r}")
-    return doc
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job id from a 202 answer.")]
+PreferHeader = Annotated[str | None, Header(
+    max_length=200, description="`wait=N` (N <= 30): answer as soon as the job ends, or after N "
+    "seconds with its current status (RFC 7240).")]
+MAX_IDS = 100
+IDS_PATTERN = rf"^[A-Za-z0-9_-]{{1,64}}(,[A-Za-z0-9_-]{{1,64}}){{0,{MAX_IDS - 1}}}$"
 
 
-PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
+def _is_visible(doc: dict[str, Any] | None, principal: Principal) -> bool:
+    """Whether this key submitted the job or is an admin key; another key's job is a 404, not a
+    403, so job ids do not leak across partners."""
+    return doc is not None and (doc.get("owner") == principal.key_id or principal.is_admin)
 
 
-def _requested_wait(prefer: str | None) -> int:
-    """Seconds asked for with `Prefer: wait=N` (RFC 7240), capped by MAX_WAIT_SECONDS."""
-    match = PREFER_WAIT.search(prefer or "")
-    return min(int(match.group(1)), get_settings().max_wait_seconds) if match else 0
+def _shown(doc: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in doc.items() if name != "owner"}
 
 
-def _read_visible(job_id: str, principal: Principal) -> dict[str, Any]:
+def _read_visible(job_ids: list[str], principal: Principal) -> dict[str, dict[str, Any]]:
+    """The caller's jobs among these, with their owner."""
     with get_session_factory()() as session:
-        return _visible_job(session, get_status_board(), job_id, principal)
+        found = get_status_board().read_many(session, job_ids)
+    return {job_id: doc for job_id, doc in found.items() if _is_visible(doc, principal)}
 
 
-@router.get("/jobs/{job_id}")
-async def get_job(job_id: str, principal: Reader, response: Response,
-                  prefer: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
-    """Async so that a long poll (`Prefer: wait=N`) holds no worker thread; the database reads
-    still run in the thread pool."""
-    doc = await run_in_threadpool(_read_visible, job_id, principal)
-    wait = _requested_wait(prefer)
-    if wait and doc["status"] not in TERMINAL:
-        async def is_done() -> bool:
-            current = await run_in_threadpool(_read_visible, job_id, principal)
-            return current["status"] in TERMINAL
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True)
+async def get_job(job_id: JobId, principal: Reader, response: Response,
+                  prefer: PreferHeader = None) -> dict[str, Any]:
+    """Async so that a long poll holds no thread: it waits on the process's one subscription to
+    finished jobs (api/accept/waiters.py); the database reads run in the thread pool."""
+    jobs = await _read_waiting([job_id], principal, requested_wait(prefer), response)
+    if job_id not in jobs:
+        raise not_found(f"Job {job_id!r}")
+    return jobs[job_id]
 
-        await get_status_board().wait_until_done(job_id, wait, is_done)
-        doc = await run_in_threadpool(_read_visible, job_id, principal)
+
+@router.get("/jobs", response_model=JobList, response_model_exclude_none=True)
+async def list_jobs(principal: Reader, response: Response,
+                    ids: Annotated[str, Query(pattern=IDS_PATTERN, description=(
+                        f"Comma-separated job ids, at most {MAX_IDS}. Unknown ids and other keys' "
+                        "jobs are left out."))],
+                    prefer: PreferHeader = None) -> dict[str, Any]:
+    """Many jobs at once; with `Prefer: wait=N`, answered when all of them have ended."""
+    job_ids = list(dict.fromkeys(ids.split(",")))
+    jobs = await _read_waiting(job_ids, principal, requested_wait(prefer), response)
+    return {"items": [jobs[j] for j in job_ids if j in jobs]}
+
+
+async def _read_waiting(job_ids: list[str], principal: Principal, wait: int,
+                        response: Response) -> dict[str, dict[str, Any]]:
+    """The caller's jobs among these, as shown; with `wait`, once all have ended or after `wait`
+    seconds."""
+    if not wait:
+        jobs = await run_in_threadpool(_read_visible, job_ids, principal)
+    else:
+        waiters = get_waiters()
+        # Registered before reading: an end announced between the read and the wait is not missed.
+        async with waiters.expecting(principal.prefix, job_ids) as expected:
+            jobs = await run_in_threadpool(_read_visible, job_ids, principal)
+            for job_id in job_ids:
+                if job_id in jobs:
+                    expected.deliver(jobs[job_id])
+                else:
+                    waiters.forget(expected, job_id)  # unknown or another key's: nothing to wait for
+            jobs.update(await expected.wait(wait))
         response.headers["Preference-Applied"] = f"wait={wait}"
-    if doc["status"] not in TERMINAL:
+    if any(doc["status"] not in TERMINAL for doc in jobs.values()):
         response.headers["Retry-After"] = "1"
-    return doc
+    return {job_id: _shown(doc) for job_id, doc in jobs.items()}
 
 
 def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
@@ -96,10 +123,11 @@ def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> l
 
 
 @router.get("/jobs/{job_id}/lines", response_model=Page)
-def list_job_lines(job_id: str, session: SessionDep, board: StatusBoardDep, principal: Reader,
+def list_job_lines(job_id: JobId, session: SessionDep, board: StatusBoardDep, principal: Reader,
                    status: Annotated[Literal["failed", "succeeded"] | None, Query()] = None,
                    limit: Limit = 100, cursor: Cursor = None) -> Page:
-    _visible_job(session, board, job_id, principal)
+    if not _is_visible(board.read(session, job_id), principal):
+        raise not_found(f"Job {job_id!r}")
     after = decode_cursor(cursor)
     after = -1 if after is None else after
     items: list[dict[str, Any]] = []

@@ -35,6 +35,25 @@ def from_outcome(outcome: JobOutcome) -> dict[str, Any]:
                     result=outcome.result, error=outcome.error)
 
 
+# What a job document needs, without the payload (a batch's can be megabytes).
+_DOCUMENT_COLUMNS = (Job.id, Job.kind, Job.status, Job.api_key_id, Job.submitted_at, Job.started_at,
+                     Job.completed_at, Job.result, Job.error)
+
+
+def _from_columns(row: Any) -> dict[str, Any]:
+    return document(job_id=row.id, kind=row.kind, status=row.status, owner=row.api_key_id,
+                    submitted_at=row.submitted_at, started_at=row.started_at,
+                    completed_at=row.completed_at, result=row.result, error=row.error)
+
+
 def read_database(session: Session, job_id: str) -> dict[str, Any] | None:
-    job = session.scalar(select(Job).where(Job.id == job_id))
-    return from_row(job) if job else None
+    row = session.execute(select(*_DOCUMENT_COLUMNS).where(Job.id == job_id)).first()
+    return _from_columns(row) if row else None
+
+
+def read_many_database(session: Session, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The jobs among these that exist, by id, in one query."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(*_DOCUMENT_COLUMNS).where(Job.id.in_(job_ids)))
+    return {row.id: _from_columns(row) for row in rows}

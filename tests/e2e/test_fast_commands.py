@@ -1,4 +1,4 @@
-"""The fast path for single commands (api/fast_commands.py) answers exactly as the route does.
+"""The fast path for single commands (api/accept/fast_path.py) answers exactly as the route does.
 
 A valid command without an Idempotency-Key is served by the fast path; the same command with a key
 goes to the FastAPI route. Anything the fast path does not take reaches the route with its body,

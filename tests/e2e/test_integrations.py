@@ -185,9 +185,12 @@ def test_the_client_retries_with_one_key_and_waits_for_the_result(client, api_ur
     key = auth["Authorization"].split()[1]
     with StockClient(api_url, key, transport=Flaky(), max_backoff=0.05) as stock:
         job = stock.run({"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 6})
-        batch = stock.submit_batch([{"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 1}] * 2)
-        batch_job = stock.wait(batch["job_id"])
+        issue = {"type": "issue", "warehouse": warehouse, "sku": sku, "quantity": 1}
+        batch_job = stock.run_batch([issue] * 2)
+        queued = stock.submit_batch([issue])
+        assert queued["status"] == "queued", "without a wait, the 202 answer"
+        stock.wait(queued["job_id"])
     assert job["status"] == "succeeded" and job["result"] == {"on_hand_after": 6, "version_after": 1}
     assert batch_job["result"] == {"total": 2, "succeeded": 2, "failed": 0}
-    assert client.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"] == 4
+    assert client.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"] == 3
     assert_books_balance(db)

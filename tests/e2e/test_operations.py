@@ -116,7 +116,7 @@ def traffic(database: tuple[str, Engine]) -> Iterator[dict[str, Any]]:
                 client.post("/v1/batches", json={"mode": "atomic", "commands": [line, line]}),
             ]
             assert [r.status_code for r in submitted] == [202, 202, 202]
-            # Each API process recounts unfinished jobs at most every 0.1 s (api/job_writer.py).
+            # Each API process recounts unfinished jobs at most every 0.1 s (api/accept/writer.py).
             time.sleep(0.3)
             overloaded = client.post("/v1/commands", json=line)
             assert overloaded.status_code == 503, overloaded.text

@@ -1,14 +1,12 @@
 """The embedded profile's status board (the job rows answer reads and long polls, the queue folder
 tells the waiting messages), and the backpressure count it relies on, on a migrated SQLite file."""
 
-import asyncio
-import time
 import uuid
 
 from kombu import Connection, Exchange, Queue
 from sqlalchemy.orm import sessionmaker
 
-from api.job_writer import Backlog
+from api.accept.writer import Backlog
 from shared.celery_app import all_queues
 from shared.file_queue import celery_options
 from shared.models import Job, utcnow
@@ -61,22 +59,3 @@ def test_waiting_messages_are_the_message_files_of_each_shard_queue(tmp_path):
                                  serializer="json")
     (folder / "messages" / f"writing-0_x.{first}.msg.part").write_text("")  # not yet a message
     assert board.queued_messages() == {0: 2, 1: 1}
-
-
-def test_a_long_poll_returns_soon_after_the_job_is_done_or_at_its_deadline(tmp_path):
-    board = DatabaseStatusBoard(tmp_path / "queue")
-    done_at = time.monotonic() + 0.3
-
-    async def is_done() -> bool:
-        return time.monotonic() >= done_at
-
-    started = time.monotonic()
-    asyncio.run(board.wait_until_done("job", 5, is_done))
-    assert 0.3 <= time.monotonic() - started < 0.3 + 2 * board.poll_interval_seconds + 0.2
-
-    async def never() -> bool:
-        return False
-
-    started = time.monotonic()
-    asyncio.run(board.wait_until_done("job", 0.5, never))
-    assert 0.5 <= time.monotonic() - started < 0.8

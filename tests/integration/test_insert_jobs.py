@@ -1,5 +1,5 @@
 """The job writer's INSERT on real MySQL: one statement that writes a job only if the key that came
-with it is still live, so a revocation counts from the next command (api/job_writer.py)."""
+with it is still live, so a revocation counts from the next command (api/accept/writer.py)."""
 
 import uuid
 

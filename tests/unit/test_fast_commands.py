@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import api.routes.commands as command_routes
-from api.fast_commands import FastCommands
-from api.job_writer import Acceptance, KeyRefused
+import api.accept.submit as submission
+from api.accept.fast_path import FastCommands
+from api.accept.writer import Acceptance, KeyRefused
 from api.problems import ProblemError
 from shared.ordering import slot_for
 from shared.problems import Problem
@@ -33,14 +33,13 @@ class Writer:
         if self.refusal is not None:
             raise self.refusal
         self.submitted.append(fields)
-        return Acceptance("5e1f3c7a-0000-4000-8000-000000000001", "command", "queued",
-                          "2026-11-24T10:00:00.000Z")
+        return Acceptance(fields["job_id"], "command", "queued", "2026-11-24T10:00:00.000Z")
 
 
 @pytest.fixture
 def writer(monkeypatch: pytest.MonkeyPatch) -> Writer:
     writer = Writer()
-    monkeypatch.setattr(command_routes, "get_job_writer", lambda: writer)
+    monkeypatch.setattr(submission, "get_job_writer", lambda: writer)
     return writer
 
 
@@ -83,13 +82,14 @@ def test_a_valid_command_is_answered_without_the_route(writer: Writer):
     reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE, chunk=5)
     assert reached == []
     assert sent[0]["status"] == 202
-    assert dict(sent[0]["headers"])[b"location"] == b"/v1/jobs/5e1f3c7a-0000-4000-8000-000000000001"
-    assert json.loads(sent[1]["body"]) == {"job_id": "5e1f3c7a-0000-4000-8000-000000000001",
-                                           "kind": "command", "status": "queued",
+    job_id = writer.submitted[0]["job_id"]
+    assert dict(sent[0]["headers"])[b"location"] == f"/v1/jobs/{job_id}".encode()
+    assert json.loads(sent[1]["body"]) == {"job_id": job_id, "kind": "command", "status": "queued",
                                            "submitted_at": "2026-11-24T10:00:00.000Z"}
-    assert writer.submitted == [{"api_key_id": None, "key": ("abc", "secret"), "kind": "command",
-                                 "mode": None, "payload": COMMAND, "slot": slot_for(COMMAND["warehouse"]),
-                                 "line_count": 1, "idempotency_key": None, "request_hash": None}]
+    assert writer.submitted == [{"job_id": job_id, "api_key_id": None, "key": ("abc", "secret"),
+                                 "kind": "command", "mode": None, "payload": COMMAND,
+                                 "slot": slot_for(COMMAND["warehouse"]), "line_count": 1,
+                                 "idempotency_key": None, "request_hash": None}]
 
 
 @pytest.mark.parametrize("headers, body", [
@@ -130,7 +130,7 @@ def test_a_prefix_the_writer_refused_goes_straight_to_the_route_for_a_while(writ
 def test_a_refusal_is_answered_here_as_a_problem_not_tried_again_by_the_route(
         monkeypatch: pytest.MonkeyPatch):
     refusing = Writer(ProblemError(Problem("rate-limited", 429, "Slow down."), {"Retry-After": "2"}))
-    monkeypatch.setattr(command_routes, "get_job_writer", lambda: refusing)
+    monkeypatch.setattr(submission, "get_job_writer", lambda: refusing)
     reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE)
     assert reached == [] and refusing.submitted == []
     assert sent[0]["status"] == 429

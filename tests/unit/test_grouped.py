@@ -1,5 +1,5 @@
 """A grouping thread whose connection turned out dead serves the group again, if it may, and only
-the requests not answered yet (api/grouped.py)."""
+the requests not answered yet (api/accept/grouped.py)."""
 
 import asyncio
 import queue
@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from api.grouped import GroupThread, Waiting
+from api.accept.grouped import GroupThread, Waiting
 from api.problems import ProblemError
 
 

@@ -1,14 +1,14 @@
 """The job writer's INSERT statements stay small enough for the server's packet limit and each is
-all or nothing (api/job_writer.py `_by_size`)."""
+all or nothing (api/accept/writer.py `_by_size`)."""
 
 import asyncio
 
-from api.job_writer import MAX_INSERT_BYTES, Submission, _by_size
+from api.accept.writer import MAX_INSERT_BYTES, Submission, _by_size
 
 
 def _submission(loop: asyncio.AbstractEventLoop, lines: int = 0) -> Submission:
     payload = {"commands": [{"type": "receive"}] * lines} if lines else {"type": "receive"}
-    return Submission(None, "batch" if lines else "command", "atomic" if lines else None, payload, 0,
+    return Submission("job", None, "batch" if lines else "command", "atomic" if lines else None, payload, 0,
                       lines or 1, None, None, loop=loop)
 
 

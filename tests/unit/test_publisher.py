@@ -1,10 +1,10 @@
-"""The publisher's latency-first merging and retries (api/publisher.py), with a stand-in for the
+"""The publisher's latency-first merging and retries (api/accept/publisher.py), with a stand-in for the
 broker: what reaches the real Redis broker is tested in tests/integration and tests/e2e."""
 
 import threading
 import time
 
-from api.publisher import Publisher
+from api.accept.publisher import Publisher
 
 
 class Broker:

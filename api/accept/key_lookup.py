@@ -1,4 +1,4 @@
-"""API-key rows for concurrent requests, one query per group (`api/grouped.py`).
+"""API-key rows for concurrent requests, one query per group (`api/accept/grouped.py`).
 
 Every request still reads its key's row from the database, so a revocation counts from the next
 request; but the requests that arrive together share one IN query on one pooled connection,
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from api.grouped import GroupThread, Waiting
+from api.accept.grouped import GroupThread, Waiting
 from shared.api_keys import find_keys
 
 

@@ -5,7 +5,7 @@ that is a commit for every command, and it caps the accept path. Instead each AP
 writer thread: requests hand it their job and await the answer; it takes everything that arrived
 while it was busy and writes it together (the same idea as InnoDB's group commit). Under no load a
 group is one job and nothing waits for company. The committed jobs' messages are the publisher's to
-send (api/publisher.py), a few groups at a time; while the broker refuses them, new jobs are
+send (api/accept/publisher.py), a few groups at a time; while the broker refuses them, new jobs are
 refused (503) rather than written.
 
 The writer also decides what the accept path needs the database for: Idempotency-Key replays
@@ -20,7 +20,6 @@ the INSERT.
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -29,11 +28,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from api.accept.grouped import GroupThread, Waiting
+from api.accept.known_keys import KnownKeys
+from api.accept.publisher import get_publisher
 from api.admission import rate_limit_all
-from api.grouped import GroupThread, Waiting
-from api.known_keys import KnownKeys
 from api.problems import ProblemError, unavailable
-from api.publisher import get_publisher
 from shared.api_keys import check
 from shared.clock import rfc3339
 from shared.jobs.rows import insert_jobs, new_row
@@ -73,8 +72,10 @@ class Acceptance:
 @dataclass(eq=False)
 class Submission(Waiting):
     """One request's job, waiting for the writer. `key` is set instead of `api_key_id` when the
-    writer is to check the caller's key itself (`api/fast_commands.py`)."""
+    writer is to check the caller's key itself (`api/accept/fast_path.py`). The job's id is made by
+    the request, so that it can wait for the job before the job exists."""
 
+    job_id: str
     api_key_id: int | None
     kind: str
     mode: str | None
@@ -143,11 +144,11 @@ class JobWriter(GroupThread):
         self.inserting = False  # this group's INSERT has been sent: it must not be served again
         super().__init__("job-writer")
 
-    async def submit(self, *, api_key_id: int | None, kind: str, mode: str | None, payload: Any,
-                     slot: int, line_count: int, idempotency_key: str | None,
+    async def submit(self, *, job_id: str, api_key_id: int | None, kind: str, mode: str | None,
+                     payload: Any, slot: int, line_count: int, idempotency_key: str | None,
                      request_hash: str | None, key: tuple[str, str] | None = None) -> Acceptance:
         """Raises KeyRefused if `key` was given and is not a valid key with the write scope."""
-        return await self.wait_for(Submission(api_key_id, kind, mode, payload, slot, line_count,
+        return await self.wait_for(Submission(job_id, api_key_id, kind, mode, payload, slot, line_count,
                                               idempotency_key, request_hash, key))
 
     def idle(self) -> None:
@@ -313,7 +314,7 @@ def _by_size(submissions: list[Submission]) -> list[list[Submission]]:
 
 
 def _new_row(submission: Submission) -> dict[str, Any]:
-    return new_row(job_id=str(uuid.uuid4()), kind=submission.kind, mode=submission.mode,
+    return new_row(job_id=submission.job_id, kind=submission.kind, mode=submission.mode,
                    payload=submission.payload, slot=submission.slot, line_count=submission.line_count,
                    api_key_id=submission.api_key_id, idempotency_key=submission.idempotency_key,
                    request_hash=submission.request_hash, request_id=submission.request_id,
