@@ -5,8 +5,8 @@ route's dependencies (key, body, header) and serialising the answer. This layer 
 can tell is well formed (JSON, a Bearer key, a valid command, no Idempotency-Key) straight to the job
 writer with the key, and the writer checks the key, its write scope and its rate limit with the
 rest of its group, and its INSERT refuses a key revoked meanwhile (`api/accept/writer.py`): one stage
-and one thread hop less than the route's key lookup. On one API process this lifted S1 of bench/load.py
-from about 1,420 to about 2,150 accepted commands/s.
+and one thread hop less than the route's key lookup (what it gained: docs/performance.md). A
+`Prefer: wait` is served here too (`api/accept/submit.py`).
 
 Everything else goes on to the route with its body untouched, and so does a request whose key the
 writer refuses: every error answer, idempotent replay and the OpenAPI document stay the route's own.
