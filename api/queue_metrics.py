@@ -11,9 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import session_scope
 from shared.models import utcnow
-from shared.queue_stats import unfinished_jobs
+from shared.queue_stats import BrokerUnavailable, messages_source, unfinished_jobs, waiting_messages
 from shared.settings import get_settings
-from shared.status_board import StatusBoardUnavailable, get_status_board
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,11 @@ class QueueCollector(Collector):
         except SQLAlchemyError:
             log.warning("unfinished jobs unavailable: the database did not answer", exc_info=True)
             families["up"].add_metric(["database"], 0)
-        board = get_status_board()
         try:
-            for shard, messages in board.queued_messages().items():
+            for shard, messages in waiting_messages().items():
                 families["messages"].add_metric([str(shard)], messages)
-            families["up"].add_metric([board.messages_source], 1)
-        except StatusBoardUnavailable:
-            log.warning("queue lengths unavailable: %s did not answer", board.messages_source, exc_info=True)
-            families["up"].add_metric([board.messages_source], 0)
+            families["up"].add_metric([messages_source()], 1)
+        except BrokerUnavailable:
+            log.warning("queue lengths unavailable: the broker did not answer", exc_info=True)
+            families["up"].add_metric([messages_source()], 0)
         yield from families.values()

@@ -1,4 +1,13 @@
-"""The Celery app, its delivery guarantees, and how jobs are routed to shard queues."""
+"""The Celery app, its delivery guarantees, and the shard queues the workers' wake-ups go to.
+
+Three brokers, by BROKER_URL's scheme (docs/operations.md says when to choose which):
+- `redis://`: lists in Redis; with append-only persistence a restart keeps the queue;
+- `amqp://` (RabbitMQ): quorum queues (replicated and durable), publisher confirms, and no global
+  QoS (quorum queues refuse it; Celery turns it off when it finds them);
+- `filesystem://` (the embedded profile): a folder, shared/file_queue.py.
+Whatever the broker, a wake-up only says "look at these slots": order and exactly-once come from
+the database (shared/drain.py), and a wake-up the broker loses costs a sweep, not a job.
+"""
 
 from typing import Any
 from urllib.parse import urlparse
@@ -25,9 +34,31 @@ def all_queues() -> list[str]:
     return [queue_name(i) for i in range(get_settings().shard_count)]
 
 
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def broker_kind(settings: Settings | None = None) -> str:
+    """`redis`, `rabbitmq` or `folder`: which broker BROKER_URL names."""
+    scheme = urlparse((settings or get_settings()).celery_broker_url).scheme
+    return "folder" if scheme == "filesystem" else "rabbitmq" if scheme in AMQP_SCHEMES else "redis"
+
+
 def _broker_options(settings: Settings) -> dict[str, Any]:
-    if urlparse(settings.celery_broker_url).scheme == "filesystem":
+    kind = broker_kind(settings)
+    if kind == "folder":
         return file_queue.celery_options(settings.embedded_queue_dir)  # the embedded profile
+    if kind == "rabbitmq":
+        return {
+            # Every queue a worker consumes or a wake-up is sent to is declared as a quorum queue,
+            # by both sides alike (a queue declared twice with other arguments is refused).
+            "task_default_queue_type": "quorum",
+            # The broker confirms each publish once the queue's majority has it: a 202's wake-up
+            # is either on disk in the cluster or the publish raises and is retried.
+            "broker_transport_options": {"confirm_publish": True},
+            # A worker cut off from the broker is noticed within two heartbeats; its unacked
+            # wake-ups go back to the queue for another worker.
+            "broker_heartbeat": 10,
+        }
     return {"broker_transport_options": {"visibility_timeout": 3600}}
 
 
@@ -44,6 +75,9 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=PREFETCH_MESSAGES,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        # A worker keeps trying to reach the broker for as long as it is away, never gives up and
+        # exits: meanwhile its sweep goes on applying from the database.
+        broker_connection_max_retries=None,
         task_default_queue=queue_name(0),
         worker_hijack_root_logger=False,
         **_broker_options(settings),
@@ -55,8 +89,9 @@ celery_app = make_celery()
 
 
 def send_wakeups(slots_by_shard: dict[int, list[int]]) -> None:
-    """Send each shard queue one wake-up naming its slots with new jobs, all in one broker round
-    trip (kombu's publish batch: one Redis pipeline). Raises if the broker does not take them;
+    """Send each shard queue one wake-up naming its slots with new jobs, on Redis in one round trip
+    (kombu's publish batch: one pipeline), on RabbitMQ one confirmed publish per queue. Raises if
+    the broker does not take them;
     then none of them is sent, or (past kombu's batch size) only some: the jobs are committed, and
     the caller sends again."""
     with celery_app.producer_or_acquire() as producer, producer.batch():

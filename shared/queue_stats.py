@@ -2,14 +2,18 @@
 not finished (what the 503 high-water mark counts), how old the oldest of them is, and how many
 messages wait in its broker queue. Read when scraped, never per request."""
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
+from amqp.exceptions import AMQPError, NotFound
+from kombu import Connection
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.celery_app import all_queues
+from shared import file_queue
+from shared.celery_app import all_queues, broker_kind
 from shared.jobs.status import UNFINISHED
 from shared.models import Job
 from shared.ordering import shard_for_slot
@@ -41,10 +45,53 @@ def unfinished_jobs(session: Session) -> dict[int, ShardBacklog]:
     return backlog
 
 
-def queued_messages(client: redis.Redis) -> dict[int, int]:
-    """{shard: messages waiting in its queue}, in one round trip. A message carries one or more
-    jobs (the API queues the jobs of one group commit together)."""
-    pipe = client.pipeline(transaction=False)
-    for queue in all_queues():
-        pipe.llen(queue)
-    return dict(enumerate(int(length) for length in pipe.execute()))
+class BrokerUnavailable(Exception):
+    """The broker (or the queue folder) could not be read."""
+
+
+def messages_source() -> str:
+    """What `waiting_messages` reads, for the `source` label of stock_queue_metrics_up."""
+    kind = broker_kind()
+    return "queue_folder" if kind == "folder" else kind
+
+
+def waiting_messages() -> dict[int, int]:
+    """{shard: wake-ups waiting in its queue}. A wake-up a worker has taken but not acknowledged
+    is not counted. Raises BrokerUnavailable."""
+    kind, settings, queues = broker_kind(), get_settings(), all_queues()
+    try:
+        if kind == "redis":
+            counts = redis_lengths(settings.celery_broker_url, queues)
+        elif kind == "rabbitmq":
+            counts = rabbitmq_lengths(settings.celery_broker_url, queues)
+        else:
+            counts = file_queue.waiting_messages(settings.embedded_queue_dir, queues)
+    except (redis.RedisError, OSError, AMQPError) as exc:
+        raise BrokerUnavailable(f"the {kind} broker did not answer") from exc
+    return dict(enumerate(counts))
+
+
+def redis_lengths(url: str, queues: list[str]) -> list[int]:
+    """The lengths of the queues' lists, in one round trip."""
+    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        return [int(length) for length in pipe.execute()]
+
+
+def rabbitmq_lengths(url: str, queues: list[str]) -> list[int]:
+    """Each queue's ready messages, from a passive declare (a queue that no worker or publisher
+    declared yet holds none)."""
+    lengths: list[int] = []
+    with Connection(url, connect_timeout=2) as connection:
+        for queue in queues:
+            channel = connection.channel()
+            try:
+                lengths.append(channel.queue_declare(queue=queue, passive=True).message_count)
+            except NotFound:
+                lengths.append(0)  # NOT_FOUND closes the channel: a fresh one per queue
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return lengths

@@ -1,15 +1,13 @@
 """What the API and the worker keep about jobs besides the job rows and the queue: a fast copy of
-each finished job, the announcement that wakes the clients waiting for it, and, for monitoring,
-how many wake-ups wait in each shard's queue.
+each finished job, and the announcement that wakes the clients waiting for it.
 
 Two boards, one chosen per process by `get_status_board()`:
 - `RedisStatusBoard` (server profile): expiring copies of finished jobs and one pub/sub channel
-  announcing them (shared/jobs/copies.py), message counts from the broker's lists. The job rows stay
+  announcing them (shared/jobs/copies.py). The job rows stay
   the truth: the board only ever speeds things up, and a board that cannot be reached is skipped
   for a moment rather than waited for.
 - `DatabaseStatusBoard` (embedded profile, which has no Redis): the job rows answer everything, and
-  waiting clients are woken by re-reading them (api/accept/waiters.py); waiting messages are the
-  message files in the queue folder.
+  waiting clients are woken by re-reading them (api/accept/waiters.py).
 
 Backpressure is not the board's: the API's job writer counts unfinished job rows in either profile.
 """
@@ -17,7 +15,6 @@ Backpressure is not the board's: the API's job writer counts unfinished job rows
 import logging
 import time
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import redis
@@ -25,8 +22,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.orm import Session
 
-from shared import file_queue, queue_stats
-from shared.celery_app import all_queues
 from shared.jobs import copies
 from shared.jobs.documents import read_database, read_many_database
 from shared.redis_client import bounded_pool
@@ -44,8 +39,6 @@ class StatusBoardUnavailable(Exception):
 
 
 class StatusBoard(Protocol):
-    # Names the place `queued_messages` reads, for the `source` label of stock_queue_metrics_up.
-    messages_source: str
     # Whether finished jobs are announced on a channel (else waiting clients re-read the rows).
     announces: bool
 
@@ -59,15 +52,11 @@ class StatusBoard(Protocol):
         """Record finished jobs and announce them, all at once; raises StatusBoardUnavailable (the
         database has the statuses, so polls and waiting clients still see them)."""
 
-    def queued_messages(self) -> dict[int, int]:
-        """{shard: wake-ups waiting in its queue}; raises StatusBoardUnavailable."""
-
     def readiness(self) -> dict[str, str]:
         """Checks for /readyz beyond the database: name -> "ok" or "unreachable"."""
 
 
 class RedisStatusBoard:
-    messages_source = "redis"
     announces = True
 
     def __init__(self, client: redis.Redis, ttl_seconds: int, channel: str) -> None:
@@ -110,12 +99,6 @@ class RedisStatusBoard:
             self._failed()
             raise StatusBoardUnavailable("Redis is unreachable") from exc
 
-    def queued_messages(self) -> dict[int, int]:
-        try:
-            return queue_stats.queued_messages(self._client)  # the broker's lists, one round trip
-        except redis.RedisError as exc:
-            raise StatusBoardUnavailable("Redis is unreachable") from exc
-
     def readiness(self) -> dict[str, str]:
         try:
             self._client.ping()
@@ -131,11 +114,7 @@ class RedisStatusBoard:
 
 
 class DatabaseStatusBoard:
-    messages_source = "queue_folder"
     announces = False
-
-    def __init__(self, queue_dir: Path) -> None:
-        self._queue_dir = queue_dir
 
     def read(self, session: Session, job_id: str) -> dict[str, Any] | None:
         return read_database(session, job_id)
@@ -145,13 +124,6 @@ class DatabaseStatusBoard:
 
     def publish_many(self, docs: list[dict[str, Any]]) -> None:
         pass  # the job rows, committed before this is called, are the statuses
-
-    def queued_messages(self) -> dict[int, int]:
-        """The message files waiting in the queue folder, counted per shard queue."""
-        try:
-            return dict(enumerate(file_queue.waiting_messages(self._queue_dir, all_queues())))
-        except OSError as exc:
-            raise StatusBoardUnavailable(f"the queue folder {self._queue_dir} cannot be read") from exc
 
     def readiness(self) -> dict[str, str]:
         return {}
@@ -163,4 +135,4 @@ def get_status_board() -> StatusBoard:
     if settings.uses_redis:
         return RedisStatusBoard.connect(settings.redis_url, settings.job_status_ttl_seconds,
                                         copies.done_channel(settings.queue_prefix))
-    return DatabaseStatusBoard(settings.embedded_queue_dir)
+    return DatabaseStatusBoard()

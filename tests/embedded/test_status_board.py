@@ -1,5 +1,5 @@
-"""The embedded profile's status board (the job rows answer reads and long polls, the queue folder
-tells the waiting messages), and the backpressure count it relies on, on a migrated SQLite file."""
+"""The embedded profile's status board (the job rows answer reads), the queue folder's count of
+waiting messages, and the backpressure count, on a migrated SQLite file."""
 
 import uuid
 
@@ -8,7 +8,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.accept.writer import Backlog
 from shared.celery_app import all_queues
-from shared.file_queue import celery_options
+from shared.file_queue import celery_options, waiting_messages
 from shared.models import Job, utcnow
 from shared.status_board import DatabaseStatusBoard
 
@@ -32,7 +32,7 @@ def test_backpressure_counts_the_jobs_not_finished(engine):
 
 
 def test_reads_come_from_the_job_row_and_publishing_is_not_needed(engine, tmp_path):
-    board = DatabaseStatusBoard(tmp_path / "queue")
+    board = DatabaseStatusBoard()
     job_id, = _add_jobs(engine, "queued")
     board.publish_many([{"job_id": job_id, "status": "succeeded"}])  # the row, not a copy, is the status
     with sessionmaker(bind=engine)() as session:
@@ -43,9 +43,8 @@ def test_reads_come_from_the_job_row_and_publishing_is_not_needed(engine, tmp_pa
 
 def test_waiting_messages_are_the_message_files_of_each_shard_queue(tmp_path):
     folder = tmp_path / "queue"
-    board = DatabaseStatusBoard(folder)
     first, second = all_queues()[:2]
-    assert board.queued_messages() == {0: 0, 1: 0}  # before the folder is made
+    assert waiting_messages(folder, [first, second]) == [0, 0]  # before the folder is made
     options = celery_options(folder)
     with Connection("filesystem://", transport=options["broker_transport"],
                     transport_options=options["broker_transport_options"]) as conn:
@@ -53,9 +52,9 @@ def test_waiting_messages_are_the_message_files_of_each_shard_queue(tmp_path):
         for name, messages in ((first, 2), (second, 1)):
             queue = Queue(name, Exchange(name), routing_key=name)
             for _ in range(messages):
-                # A message carries the ids of one group commit, as the API sends them.
-                producer.publish({"args": [[str(uuid.uuid4()), str(uuid.uuid4())]]},
+                # A wake-up names slots, as the API sends them.
+                producer.publish({"args": [[1, 2]]},
                                  exchange=queue.exchange, routing_key=name, declare=[queue],
                                  serializer="json")
     (folder / "messages" / f"writing-0_x.{first}.msg.part").write_text("")  # not yet a message
-    assert board.queued_messages() == {0: 2, 1: 1}
+    assert waiting_messages(folder, [first, second]) == [2, 1]
