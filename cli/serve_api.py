@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 # After TERM, how long uvicorn gets to answer the requests under way (long polls are cut, and
-# their clients ask again); then how long the rest of its group gets to follow the master out.
+# their clients ask again); then how long the rest of its group gets to follow the master out,
+# and, once killed, to be reaped.
 # supervisord's wait for the API program covers both.
 STOP_SECONDS = 10
 GRACE_SECONDS = 5
@@ -41,20 +42,30 @@ def group_alive(group: int) -> bool:
     return True
 
 
+def gone_within(group: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while group_alive(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def end_group(group: int, grace: float) -> None:
-    """Give the group `grace` seconds to exit, then SIGKILL it; return once none of it is left."""
-    deadline = time.monotonic() + grace
-    while group_alive(group) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if group_alive(group):
-        print(f"serve_api: killing what is left of the API's process group {group}",
+    """Give the group `grace` seconds to exit, then SIGKILL it; return once none of it is left.
+    Killed processes are gone once reaped, by init as a rule; if nobody reaps them they hold nothing
+    but their process ids, so the wait for that is bounded."""
+    if gone_within(group, grace):
+        return
+    print(f"serve_api: killing what is left of the API's process group {group}",
+          file=sys.stderr, flush=True)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if not gone_within(group, GRACE_SECONDS):
+        print(f"serve_api: process group {group} still has processes after SIGKILL (not reaped?)",
               file=sys.stderr, flush=True)
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-    while group_alive(group):  # until they are reaped
-        time.sleep(0.02)
 
 
 def kill_leftovers(group_file: Path) -> None:

@@ -62,7 +62,7 @@ def api_program(run_dir: Path, profile: str) -> Program:
          "--host", host, "--port", port, "--workers", str(api_processes(profile)),
          "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
         # serve_api stops uvicorn within its own limits; this is only in case it does not.
-        stop_wait_seconds=serve_api.STOP_SECONDS + serve_api.GRACE_SECONDS + 5,
+        stop_wait_seconds=serve_api.STOP_SECONDS + 2 * serve_api.GRACE_SECONDS + 5,
         # The API's processes add up their metrics through files there (prometheus-client
         # multiprocess mode); bin/run empties it before it starts supervisord.
         environment={"PROMETHEUS_MULTIPROC_DIR": str(run_dir / "metrics")},
