@@ -62,6 +62,7 @@ class Expectation:
 
     def forget(self, job_id: str) -> None:
         self.pending.discard(job_id)
+        self.finished.pop(job_id, None)
         if not self.pending:
             self._all_done.set()
 

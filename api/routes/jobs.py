@@ -87,7 +87,9 @@ async def _read_waiting(job_ids: list[str], principal: Principal, wait: int,
                     expected.deliver(jobs[job_id])
                 else:
                     waiters.forget(expected, job_id)  # unknown or another key's: nothing to wait for
-            jobs.update(await expected.wait(wait))
+            finished = await expected.wait(wait)
+        # Only the caller's: another key's job may have been announced before it was told apart.
+        jobs.update({job_id: doc for job_id, doc in finished.items() if _is_visible(doc, principal)})
         response.headers["Preference-Applied"] = f"wait={wait}"
     if any(doc["status"] not in TERMINAL for doc in jobs.values()):
         response.headers["Retry-After"] = "1"

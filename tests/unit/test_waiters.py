@@ -86,3 +86,17 @@ def test_other_keys_wait_while_one_key_is_at_its_bound():
             pass
 
     asyncio.run(scenario())
+
+
+def test_a_job_forgotten_after_it_was_announced_is_not_returned():
+    """GET /v1/jobs?ids= registers every id before it knows which are the caller's: another key's
+    job announced meanwhile must not come back with the caller's."""
+    async def scenario() -> dict:
+        waiters = _registry()
+        async with waiters.expecting("k", ["mine", "theirs"]) as expected:
+            waiters.deliver([_done("theirs")])
+            waiters.forget(expected, "theirs")
+            waiters.deliver([_done("mine")])
+            return await expected.wait(1)
+
+    assert asyncio.run(scenario()) == {"mine": _done("mine")}
