@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from celery import Celery
+from celery.app.amqp import AMQP
+from kombu import Connection
 
 from shared import file_queue
 from shared.settings import Settings, get_settings
@@ -24,6 +26,8 @@ LEGACY_APPLY_TASK = "stock.apply_job"
 # Wake-ups a worker takes from the broker ahead of the one it runs: they are tiny, and when the
 # worker is busy most of them find their jobs already applied by an earlier drain.
 PREFETCH_MESSAGES = 16
+# Longest a worker waits between its attempts to reach a broker that went away.
+RECONNECT_SECONDS = 1.0
 
 
 def queue_name(shard: int) -> str:
@@ -62,9 +66,28 @@ def _broker_options(settings: Settings) -> dict[str, Any]:
     return {"broker_transport_options": {"visibility_timeout": 3600}}
 
 
+class _PromptConnection(Connection):
+    """A broker connection that, once lost, is tried again every RECONNECT_SECONDS at most.
+
+    Celery's consumer asks kombu to reconnect with kombu's default intervals, 2 s longer after each
+    failed try up to 30 s (Celery has no setting for them), so after an outage of a minute a worker
+    could go on waiting half a minute after the broker was back, leaving new commands to the sweep.
+    """
+
+    def ensure_connection(self, *args: Any, **kwargs: Any) -> Connection:
+        kwargs.setdefault("interval_start", RECONNECT_SECONDS / 4)
+        kwargs.setdefault("interval_step", RECONNECT_SECONDS / 4)
+        kwargs.setdefault("interval_max", RECONNECT_SECONDS)
+        return super().ensure_connection(*args, **kwargs)
+
+
+class _PromptAMQP(AMQP):
+    Connection = _PromptConnection
+
+
 def make_celery() -> Celery:
     settings = get_settings()
-    app = Celery("stock", broker=settings.celery_broker_url)
+    app = Celery("stock", broker=settings.celery_broker_url, amqp=_PromptAMQP)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
