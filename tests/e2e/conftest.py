@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from shared.api_keys import create_key
 from shared.db import get_session_factory, session_scope
 from shared.stock.reconcile import find_mismatches
+from tests.support.brokers import BROKERS, broker_env, delete_queues
 from tests.support.processes import start_api, start_worker
 
 
@@ -55,3 +56,12 @@ def db() -> Iterator[Session]:
 def assert_books_balance(session: Session) -> None:
     session.rollback()  # a fresh snapshot
     assert find_mismatches(session) == []
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+    """Each broker in turn, for the tests that own their API and workers: (its name, the settings
+    that select it, a list to put the test's queue names in, deleted afterwards)."""
+    queues: list[str] = []
+    yield request.param, broker_env(request.param), queues
+    delete_queues(request.param, queues)

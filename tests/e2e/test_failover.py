@@ -45,13 +45,14 @@ def _client_ports(pid: int) -> set[int]:
 
 
 def _holds_locks(engine: Engine, pid: int) -> bool:
-    """Whether the process has a database transaction holding row locks open right now."""
+    """Whether the process has a database transaction holding row locks open right now (its apply
+    transaction locks its slots first: a transaction with only table locks took none)."""
     ports = _client_ports(pid)
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT p.HOST FROM information_schema.INNODB_TRX t "
             "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-            "WHERE t.trx_lock_structs > 0")).scalars().all()
+            "WHERE t.trx_rows_locked > 0")).scalars().all()
     return any(int(host.rsplit(":", 1)[1]) in ports for host in rows if re.search(r":\d+$", host))
 
 
@@ -100,11 +101,13 @@ class SteadyClient:
 
 
 @pytest.fixture
-def stack(auth) -> Iterator[tuple[str, list[Process], dict]]:
+def stack(auth, broker) -> Iterator[tuple[str, list[Process], dict]]:
+    _, broker_settings, created_queues = broker
     prefix = f"failover{uuid.uuid4().hex[:8]}"
-    env = {**ENV, "QUEUE_PREFIX": prefix}
+    env = {**ENV, "QUEUE_PREFIX": prefix, **broker_settings}
     api, url = start_api(env, workers=1)
     queues = [f"{prefix}.0", f"{prefix}.1"]
+    created_queues.extend(queues)
     workers = [start_worker(f"{prefix}-{n}", queues, env=env) for n in range(2)]
     yield url, workers, env
     for worker in workers:

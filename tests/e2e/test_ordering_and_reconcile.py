@@ -15,13 +15,15 @@ from tests.support.processes import ROOT, start_api, start_worker
 SEQUENCE = [("receive", 10), ("issue", 10), ("receive", 5), ("issue", 5)]
 
 
-def test_commands_for_one_warehouse_apply_in_accepted_order(auth, db):
+def test_commands_for_one_warehouse_apply_in_accepted_order(auth, db, broker):
     # Three workers, each consuming every shard queue: any of them may get any wake-up, and the
-    # slot locks alone keep each warehouse in order.
+    # slot locks alone keep each warehouse in order, on either broker.
+    _, broker_settings, created_queues = broker
     prefix = f"ord{uuid.uuid4().hex[:8]}"
-    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "3"}
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "3", **broker_settings}
     api, url = start_api(env, workers=2)
     queues = [f"{prefix}.{i}" for i in range(3)]
+    created_queues.extend(queues)
     workers = [start_worker(f"{prefix}-{i}", queues=queues, env=env) for i in range(3)]
     try:
         with httpx.Client(base_url=url, headers=auth, timeout=30) as c:

@@ -127,20 +127,23 @@ def test_the_worker_waits_out_a_database_outage_and_then_finishes_every_job(auth
     assert_books_balance(db)
 
 
-def test_while_the_broker_is_away_new_work_gets_503_and_accepted_work_is_queued_when_it_is_back(auth, db):
-    """A 202 means the job row is committed; the API queues its message shortly after. If the
-    broker refuses it, the API keeps it and retries, and refuses new work (503, no row) until the
-    broker takes it: then every accepted job is applied, in accepted order."""
+def test_while_the_broker_is_away_new_work_gets_503_and_accepted_work_is_queued_when_it_is_back(
+        auth, db, broker):
+    """A 202 means the job row is committed; the API sends its wake-up just after. If the broker
+    refuses it, the API keeps it and retries, and refuses new work (503, no row) until the broker
+    takes it: then every accepted job is applied, in accepted order."""
     from sqlalchemy import select
 
     from shared.models import Job
 
-    broker = make_url(os.environ["REDIS_URL"])
-    proxy = TcpProxy(broker.host or "127.0.0.1", broker.port or 6379)
+    kind, broker_settings, created_queues = broker
+    real = make_url(broker_settings.get("BROKER_URL", os.environ["REDIS_URL"]))
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or (6379 if kind == "redis" else 5672))
     prefix = f"nobroker{uuid.uuid4().hex[:8]}"
-    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1"}
-    api, url = start_api({**env, "BROKER_URL": f"redis://127.0.0.1:{proxy.port}/{broker.database}"},
-                         workers=1)
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1", **broker_settings}
+    created_queues.append(f"{prefix}.0")
+    through_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    api, url = start_api({**env, "BROKER_URL": through_proxy}, workers=1)
     worker = None
     try:
         with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
