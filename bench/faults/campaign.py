@@ -117,6 +117,7 @@ async def run_fault(rig: Rig, fault: Fault) -> dict[str, Any]:
         "duplicated": len(duplicates), "stuck": len(stuck), "http_5xx": sum(
             n for status, n in tally.statuses.items() if status >= 500),
         "http_503": tally.statuses[503], "http_429": tally.statuses[429],
+        "connection_errors": tally.counts["connection errors"],
         "recovery_seconds": None if recovery is None else round(recovery, 1),
         "invariants_ok": not broken, "broken": broken, "healed": healed,
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())}, "counts": dict(tally.counts),

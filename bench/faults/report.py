@@ -9,7 +9,8 @@ COLUMNS = [  # (header, key, width)
     ("fault", "fault", 20), ("fault s", "fault_seconds", 8), ("requests", "requests", 9),
     ("accepted", "accepted", 9), ("applied", "applied", 8), ("biz-failed", "business_failed", 11),
     ("lost", "lost", 5), ("dup", "duplicated", 4), ("stuck", "stuck", 6), ("5xx", "http_5xx", 5),
-    ("503", "http_503", 5), ("429", "http_429", 5), ("recovery s", "recovery_seconds", 11),
+    ("503", "http_503", 5), ("429", "http_429", 5), ("conn err", "connection_errors", 9),
+    ("recovery s", "recovery_seconds", 11),
     ("books", "invariants_ok", 6),
 ]
 
