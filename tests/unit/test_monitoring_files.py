@@ -167,4 +167,5 @@ def test_the_operations_guide_lists_every_dashboard_panel(dashboard):
     operations = " ".join(guide[guide.index("## Operations"):].split())
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
-            assert panel["title"] in operations, f"docs/operations.md does not list the panel {panel['title']!r}"
+            assert panel["title"] in operations, \
+                f"docs/operations.md does not list the panel {panel['title']!r}"
