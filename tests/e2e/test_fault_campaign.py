@@ -13,6 +13,8 @@ import pytest
 from bench.stack import ROOT
 
 COLUMNS_THAT_MUST_BE_ZERO = ("lost", "duplicated", "stuck")
+# Enough for a recovery bound's wait on every fault that strands jobs (today: the three Redis faults).
+TIMEOUT_SECONDS = 1200
 
 
 def test_the_short_fault_campaign_loses_nothing_applies_nothing_twice_and_recovers(tmp_path):
@@ -20,16 +22,30 @@ def test_the_short_fault_campaign_loses_nothing_applies_nothing_twice_and_recove
         if shutil.which(program) is None:
             pytest.fail(f"{program} is not installed (.ci/run installs it): the campaign starts servers "
                         "of its own")
-    run = subprocess.run([sys.executable, "-m", "bench.faults", "--short", "--out", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    output = run.stdout[-6000:] + run.stderr[-3000:]
+    campaign = subprocess.Popen([sys.executable, "-m", "bench.faults", "--short", "--out", str(tmp_path)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = campaign.communicate(timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        campaign.terminate()  # TERM, not KILL: it stops the servers and processes it started
+        stdout, stderr = campaign.communicate(timeout=120)
+    output = stdout[-6000:] + stderr[-3000:]
+    if not (tmp_path / "latest.json").exists():
+        pytest.fail(f"the campaign wrote no table\n{output}")
     rows = json.loads((tmp_path / "latest.json").read_text())["faults"]
 
-    assert [row["fault"] for row in rows], output
-    for row in rows:
-        assert {column: row[column] for column in COLUMNS_THAT_MUST_BE_ZERO} == dict.fromkeys(
-            COLUMNS_THAT_MUST_BE_ZERO, 0), f"{row['fault']}\n{output}"
-        assert row["accepted"] > 0, f"{row['fault']}: no load was accepted\n{output}"
-        assert row["recovery_seconds"] is not None, f"{row['fault']}: did not recover\n{output}"
-        assert row["broken"] == {}, f"{row['fault']}\n{output}"
-    assert run.returncode == 0, output
+    assert rows, output
+    # Every fault's failures at once: one failing row must not hide another.
+    failures = [f"{row['fault']}: {problem}" for row in rows for problem in _problems(row)]
+    assert not failures, "\n".join(failures) + "\n\n" + output
+    assert campaign.returncode == 0, output
+
+
+def _problems(row: dict) -> list[str]:
+    problems = [f"{column} {row[column]}" for column in COLUMNS_THAT_MUST_BE_ZERO if row[column]]
+    if not row["accepted"]:
+        problems.append("no load was accepted")
+    if row["recovery_seconds"] is None:
+        problems.append("did not recover within the bound")
+    problems += [f"invariant broken: {name}" for name in row["broken"]]
+    return problems
