@@ -13,7 +13,7 @@ import pytest
 from bench.stack import ROOT
 
 COLUMNS_THAT_MUST_BE_ZERO = ("lost", "duplicated", "stuck")
-# Enough for a recovery bound's wait on every fault that strands jobs (today: the three Redis faults).
+# Enough for a recovery bound's wait on every fault that strands jobs (today: the Redis faults).
 TIMEOUT_SECONDS = 1200
 
 
