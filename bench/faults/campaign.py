@@ -106,7 +106,7 @@ async def run_fault(rig: Rig, fault: Fault) -> dict[str, Any]:
     healed = await _heal(rig, tally, stuck) if stuck or recovery is None else None
     fates = await asyncio.to_thread(checks.account, rig.engine, tally)
     duplicates = await asyncio.to_thread(checks.idempotency_breaches, rig.engine, tally)
-    broken = await asyncio.to_thread(checks.broken_invariants, rig.engine)
+    broken = await asyncio.to_thread(checks.broken_invariants, rig.engine, timing.bound)
     if healed and healed["never"]:
         broken["every accepted job terminal"] = [f"{len(healed['never'])} jobs", *healed["never"][:5]]
     return {

@@ -14,6 +14,7 @@ from bench.load import seed
 from cli.prestart import create_database_if_missing, upgrade
 from tests.conftest import DATABASE_URL
 
+BOUND = 60.0
 URL = make_url(DATABASE_URL).set(database=f"{make_url(DATABASE_URL).database}_checks")
 
 
@@ -37,7 +38,7 @@ def _run(engine: Engine, *statements: str) -> None:
 
 
 def test_seeded_books_pass(engine):
-    assert checks.broken_invariants(engine) == {}
+    assert checks.broken_invariants(engine, BOUND) == {}
 
 
 @pytest.mark.parametrize(("damage", "repair", "invariant"), [
@@ -52,10 +53,10 @@ def test_seeded_books_pass(engine):
 def test_each_breach_is_named(engine, damage, repair, invariant):
     _run(engine, damage)
     try:
-        assert invariant in checks.broken_invariants(engine)
+        assert invariant in checks.broken_invariants(engine, BOUND)
     finally:
         _run(engine, repair)
-    assert checks.broken_invariants(engine) == {}
+    assert checks.broken_invariants(engine, BOUND) == {}
 
 
 def test_a_move_recorded_twice_is_a_job_applied_twice(engine):
@@ -65,7 +66,7 @@ def test_a_move_recorded_twice_is_a_job_applied_twice(engine):
          "recorded_at FROM ledger_entry WHERE stock_level_id = 2",
          "UPDATE stock_level SET on_hand = on_hand * 2, version = 2 WHERE id = 2")
     try:
-        broken = checks.broken_invariants(engine)
+        broken = checks.broken_invariants(engine, BOUND)
         assert set(broken) == {"no job applied twice", "reconcile (shared.stock.reconcile)"}
     finally:
         _run(engine, "DELETE FROM ledger_entry WHERE stock_level_id = 2 AND version = 2",
@@ -79,3 +80,16 @@ def test_a_202_without_a_row_is_lost_and_two_answers_for_one_key_are_a_duplicate
     fates = checks.account(engine, tally)
     assert (fates["lost"], fates["applied"], fates["stuck"]) == (["never-written"], 1, [])
     assert len(checks.idempotency_breaches(engine, tally)) == 2  # two ids; neither is the key's job
+
+
+def test_a_job_left_unfinished_past_the_bound_is_named_even_if_no_client_heard_of_it(engine):
+    _run(engine, "INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at) VALUES "
+                 "('forgotten', 'command', 'queued', '{}', 0, 0, UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE), "
+                 "('recent', 'command', 'queued', '{}', 0, 0, UTC_TIMESTAMP(6))")
+    try:
+        broken = checks.broken_invariants(engine, BOUND)
+        assert list(broken) == ["no job unfinished past the recovery bound"]
+        assert "forgotten" in broken["no job unfinished past the recovery bound"][1]
+        assert broken["no job unfinished past the recovery bound"][0] == "1 rows"
+    finally:
+        _run(engine, "DELETE FROM job WHERE id IN ('forgotten', 'recent')")
