@@ -15,10 +15,19 @@ from sqlalchemy import Engine, create_engine
 
 from bench.faults.servers import MariaDB, Redis
 from bench.faults.traffic import Clients
-from bench.stack import ROOT, Stack, bench_key, free_port, shard_queues
+from bench.stack import (
+    ROOT,
+    Stack,
+    bench_key,
+    free_port,
+    one_worker_per_queue,
+    shard_queues,
+    workers_on_every_queue,
+)
 from shared.sharding import shard_for  # not shared.celery_app: it reads settings at import
 
 OUT = ROOT / "var" / "faults"
+QUEUE_PREFIX = "faults"
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ def service_env(mariadb: MariaDB, redis: Redis, shards: int, sweep_seconds: floa
         "DATABASE_URL": mariadb.url("stock_faults"),
         "REDIS_URL": redis.url(0),
         "BROKER_URL": redis.url(0),
-        "QUEUE_PREFIX": "faults",
+        "QUEUE_PREFIX": QUEUE_PREFIX,
         "SHARD_COUNT": str(shards),
         "API_KEY_PEPPER": secrets.token_urlsafe(24),
         "SWEEP_INTERVAL_SECONDS": str(sweep_seconds),
@@ -89,6 +98,8 @@ def seed_catalog(url: str, shards: int) -> tuple[list[str], list[str]]:
 @contextmanager
 def open_rig(timing: Timing, shards: int, layout: str, api_workers: int | None,
              sweep_seconds: float, logs: Path) -> Iterator[Rig]:
+    # A wrong layout is refused before any server starts.
+    workers = worker_layout(layout, shard_queues({"QUEUE_PREFIX": QUEUE_PREFIX, "SHARD_COUNT": str(shards)}))
     base = Path(tempfile.mkdtemp(prefix="stock-faults-"))
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
@@ -104,9 +115,8 @@ def open_rig(timing: Timing, shards: int, layout: str, api_workers: int | None,
         upgrade(env["DATABASE_URL"])
         catalog = seed_catalog(env["DATABASE_URL"], shards)
         keys = [bench_key(env["DATABASE_URL"])["Authorization"] for _ in range(2)]
-        queues = shard_queues(env)
         stack = Stack(env, port=free_port(), api_workers=api_workers, logs=logs, worker_log_level="INFO",
-                      layout=worker_layout(layout, queues))
+                      layout=workers)
         engine = create_engine(env["DATABASE_URL"], pool_pre_ping=True, isolation_level="READ COMMITTED")
         yield Rig(mariadb, redis, stack, engine, keys[0], keys[1], catalog, shards, timing)
     finally:
@@ -123,8 +133,6 @@ def open_rig(timing: Timing, shards: int, layout: str, api_workers: int | None,
 def worker_layout(spec: str, queues: list[str]) -> list[list[str]]:
     """`per-shard` (one worker per shard queue, as bin/run today) or `every-queue:N` (N workers,
     each consuming every shard queue)."""
-    from bench.stack import one_worker_per_queue, workers_on_every_queue
-
     if spec == "per-shard":
         return one_worker_per_queue(queues)
     kind, _, count = spec.partition(":")
