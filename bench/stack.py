@@ -1,8 +1,14 @@
-"""Start a fresh database and the real API and workers for a benchmark run."""
+"""Start a fresh database and the real API and workers, as the run command does, for the benchmarks
+and the fault campaign (bench/faults). Every process of the service is started here, so a change of
+worker layout (which queues each worker consumes, and how many workers) is made in one place."""
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,53 +56,143 @@ def bench_key(url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shard_queues(env: dict[str, str]) -> list[str]:
+    """The shard queue names, spelled as shared.celery_app.all_queues() spells them for this env."""
+    return [f"{env['QUEUE_PREFIX']}.{shard}" for shard in range(int(env["SHARD_COUNT"]))]
+
+
+def one_worker_per_queue(queues: list[str]) -> list[list[str]]:
+    """Each shard queue with a consumer of its own (a layout to compare with)."""
+    return [[queue] for queue in queues]
+
+
+def workers_on_every_queue(queues: list[str], count: int = 2) -> list[list[str]]:
+    """COUNT workers, each consuming every shard queue: bin/run's layout (WORKER_PROCESSES=2)."""
+    return [list(queues) for _ in range(count)]
+
+
+def default_api_workers() -> int:
+    """As bin/run: one API process per two cores, from one to four."""
+    return min(4, max(1, len(os.sched_getaffinity(0)) // 2))
+
+
 class Stack:
-    """The API (uvicorn) and the workers, each consuming every shard queue, as the run command
-    starts them."""
+    """The API (uvicorn) and the workers, as the run command starts them. `layout` lists each
+    worker's queues (default: two workers, each on every shard queue). Processes are named ("api",
+    "worker-0", ...) so a caller can kill, stop or restart one of them; a restart reuses its port."""
 
-    def __init__(self, env: dict[str, str], port: int = 8765,
-                 api_workers: int = min(4, max(1, len(os.sched_getaffinity(0)) // 2)),  # as bin/run
-                 worker_processes: int = 2) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
+    def __init__(self, env: dict[str, str], port: int = 8765, api_workers: int | None = None,
+                 layout: list[list[str]] | None = None, logs: Path = LOGS,
+                 worker_log_level: str = "WARNING") -> None:
+        logs.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **env}
+        self.logs = logs
         self.url = f"http://127.0.0.1:{port}"
-        self.procs: list[subprocess.Popen] = []
-        self._spawn("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port),
-                            "--workers", str(api_workers), "--loop", "uvloop", "--http", "httptools",
-                            "--no-access-log", "--log-level", "warning"])
-        queues = ",".join(f"{env['QUEUE_PREFIX']}.{shard}" for shard in range(int(env["SHARD_COUNT"])))
-        for n in range(worker_processes):
-            self._spawn(f"worker-{n}", [
-                sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queues,
-                "--pool", "solo", "-n", f"{env['QUEUE_PREFIX']}-{n}@%h", "--without-gossip",
-                "--without-mingle", "--loglevel", "WARNING"], {"WORKER_METRICS_PORT": "0"})
-        self._wait_ready()
+        self.worker_log_level = worker_log_level
+        self.api_workers = api_workers or default_api_workers()
+        self.layout = layout or workers_on_every_queue(shard_queues(env))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str], str | None]] = {}
+        self._metrics_dirs: list[str] = []
+        try:
+            self.start_api("api", port)
+            for n, queues in enumerate(self.layout):
+                self.start_worker(f"worker-{n}", queues)
+        except Exception:
+            self.stop()
+            raise
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115
-        self.procs.append(subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
+    @property
+    def workers(self) -> list[str]:
+        return [name for name in self.procs if name.startswith("worker-")]
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
+    def start_api(self, name: str, port: int, **settings: str) -> str:
+        """An API on PORT with these settings over the stack's; returns its URL once it is ready."""
+        # As bin/run: an empty directory where the API's processes add up their metrics.
+        metrics_dir = tempfile.mkdtemp(prefix=f"stock-{name}-metrics-")
+        self._metrics_dirs.append(metrics_dir)
+        self._spawn(name, [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                           "--port", str(port), "--workers", str(self.api_workers), "--loop", "uvloop",
+                           "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                    {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **settings},
+                    f"http://127.0.0.1:{port}/readyz")
+        return f"http://127.0.0.1:{port}"
+
+    def start_worker(self, name: str, queues: list[str]) -> None:
+        # Its own metrics port: two workers on one machine must not collide. It answers once the
+        # worker is ready.
+        port = free_port()
+        self._spawn(name, [sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+                           "-Q", ",".join(queues), "--pool", "solo", "--concurrency", "1",
+                           "-n", f"{name}-{queues[0]}@%h", "--without-gossip", "--without-mingle",
+                           "--loglevel", self.worker_log_level],
+                    {"WORKER_METRICS_PORT": str(port)}, f"http://127.0.0.1:{port}/metrics")
+
+    def _spawn(self, name: str, args: list[str], settings: dict[str, str], ready_url: str | None) -> None:
+        self._commands[name] = (args, settings, ready_url)
+        if settings.get("PROMETHEUS_MULTIPROC_DIR"):  # must be empty at each start
+            shutil.rmtree(settings["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+            os.makedirs(settings["PROMETHEUS_MULTIPROC_DIR"])
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env={**self.env, **settings}, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        if ready_url:
+            self._wait_ready(name, ready_url)
+
+    def _wait_ready(self, name: str, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited; see {self.logs / (name + '.log')}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    time.sleep(2)  # let the workers connect to the broker
+                if httpx.get(url, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"stack did not start; see {LOGS}")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not become ready; see {self.logs / (name + '.log')}")
+
+    def signal(self, name: str, sig: int) -> None:
+        """Send SIG to the process's whole group (uvicorn's children with it)."""
+        os.killpg(self.procs[name].pid, sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, no acks."""
+        self.signal(name, signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def restart(self, name: str) -> None:
+        """Start the named process again with its command and settings, once it has ended."""
+        if self.procs[name].poll() is None:
+            self.stop_one(name)
+        args, settings, ready_url = self._commands[name]
+        self._spawn(name, args, settings, ready_url)
+
+    def stop_one(self, name: str, timeout: float = 20) -> None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped process cannot act on TERM
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            except ProcessLookupError:
+                pass
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        return [p.pid for p in self.procs.values()]
 
     def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for name in list(self.procs):
+            self.stop_one(name)
+        for path in self._metrics_dirs:
+            shutil.rmtree(path, ignore_errors=True)
