@@ -4,7 +4,7 @@ Two kinds of failure are retried, each with its own budget:
 - a lock conflict (deadlock 1213, lock-wait timeout 1205, SQLite's busy timeout): the work is run
   again at once with a short, growing, jittered backoff, up to `max_lock_retries` times;
 - the database out of reach (connection refused, lost or killed): the work waits for it, backing
-  off up to 5 s between tries, for up to `outage_deadline_seconds`, instead of failing jobs.
+  off up to 2 s between tries, for up to `outage_deadline_seconds`, instead of failing jobs.
 Anything else is raised at once.
 """
 
@@ -30,7 +30,7 @@ LOCK_ERRORS = frozenset({DEADLOCK, LOCK_WAIT_TIMEOUT})
 CONNECTION_ERRORS = frozenset({2002, 2003, 2006, 2013, 2055, 1053, 1927, 4031})
 
 _wait_after_conflict = wait_random_exponential(multiplier=0.02, max=1.0)
-_wait_for_database = wait_random_exponential(multiplier=0.5, max=5.0)
+_wait_for_database = wait_random_exponential(multiplier=0.5, max=2.0)
 
 
 def _mysql_code(exc: BaseException) -> int | None:
