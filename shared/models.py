@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
@@ -92,8 +93,26 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[str] = mapped_column(String(64))
+    # Comma-separated warehouse codes the key is limited to; NULL: every warehouse.
+    warehouses: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class CatalogChange(Base):
+    """Who changed the shared catalog: one row per warehouse or product created or updated through
+    the API, written in the same transaction as the change."""
+
+    __tablename__ = "catalog_change"
+    __table_args__ = (Index(None, "kind", "code", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # warehouse, product
+    code: Mapped[str] = mapped_column(String(64))  # the warehouse's code or the product's sku
+    action: Mapped[str] = mapped_column(String(16))  # create, update
+    changes: Mapped[Any] = mapped_column(JSON)
+    changed_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Job(Base):
