@@ -1,47 +1,77 @@
-"""`Authorization: Bearer <api key>` on every /v1 route, with a scope per route."""
+"""`Authorization: Bearer <api key>` on every /v1 route, decided before the body is read.
 
-from typing import Annotated
+FastAPI reads and parses a request's body before it solves the route's dependencies, so a
+dependency that checks the key comes too late: an unauthenticated 8 MB batch would be parsed
+first. So the /v1 routers use `GuardedRoute`: its handler asks for the decision (api/access.py:
+key, rate, scope) first, and only then lets FastAPI read the body, which it parses refusing
+duplicate keys (api/strict_json.py). `require(scope)` names the scope a route needs (and puts the
+Bearer scheme in the OpenAPI document); as a dependency it hands the route the decided principal.
+"""
 
-from fastapi import Depends
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.accept.key_lookup import get_key_lookup
-from api.admission import enforce_rate_limit
-from api.problems import ProblemError
-from shared.api_keys import Principal, check, parse_token
-from shared.problems import Problem
+from api import strict_json
+from api.access import authorize
+from shared.api_keys import Principal
 
 # auto_error=False: a missing key is answered by us, as a problem, not by FastAPI.
 bearer = HTTPBearer(auto_error=False, description="An API key made with `python -m cli.keys create`.")
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(Problem("unauthorized", 401, detail), {"WWW-Authenticate": "Bearer"})
+def require(scope: str, *, trust_kept_key: bool = False):  # type: ignore[no-untyped-def]
+    """A dependency naming the scope a route needs. `trust_kept_key` only for routes whose job
+    INSERT checks that the key is not revoked (api/access.py)."""
 
+    async def dependency(request: Request,
+                         _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+        # Decided by GuardedRoute before the body was read; asked here only for a route that is not one.
+        return await authorize(request.scope, scope, trust_kept_key=trust_kept_key)
 
-def require(scope: str):  # type: ignore[no-untyped-def]
-    """A dependency that authenticates the caller and checks one scope."""
-
-    # Async: the key is read by the key lookup's thread, so a request holds no thread of its own.
-    async def dependency(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                         ) -> Principal:
-        if credentials is None:
-            raise _unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-        parsed = parse_token(credentials.credentials)
-        principal = None
-        if parsed is not None:
-            prefix, secret = parsed
-            principal = check(await get_key_lookup().find(prefix), secret)
-        if principal is None:
-            raise _unauthorized("The API key is not valid or has been revoked.")
-        await enforce_rate_limit(principal.key_id)
-        if not principal.can(scope):
-            raise ProblemError(Problem("forbidden", 403, f"This API key lacks the {scope!r} scope.",
-                                       {"required_scope": scope}))
-        return principal
-
+    dependency.required_scope = scope  # type: ignore[attr-defined]
+    dependency.trust_kept_key = trust_kept_key  # type: ignore[attr-defined]
     return dependency
 
 
+class StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json.loads(await self.body())
+        return self._json
+
+
+def _requirement(dependant: Dependant) -> Callable[..., Any] | None:
+    """The `require(...)` dependency among a route's, however deep."""
+    for sub in dependant.dependencies:
+        if hasattr(sub.call, "required_scope"):
+            return sub.call
+        found = _requirement(sub)
+        if found is not None:
+            return found
+    return None
+
+
+class GuardedRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        requirement = _requirement(self.dependant)
+
+        async def guarded(request: Request) -> Response:
+            if requirement is not None:
+                await authorize(request.scope, requirement.required_scope,  # type: ignore[attr-defined]
+                                trust_kept_key=requirement.trust_kept_key)  # type: ignore[attr-defined]
+            return await handler(StrictJsonRequest(request.scope, request.receive, request._send))
+
+        return guarded
+
+
 Reader = Annotated[Principal, Depends(require("read"))]
-Writer = Annotated[Principal, Depends(require("write"))]
+# Commands and batches: their job INSERT checks that the key is not revoked.
+Writer = Annotated[Principal, Depends(require("write", trust_kept_key=True))]
+CatalogWriter = Annotated[Principal, Depends(require("catalog"))]
+

@@ -14,6 +14,7 @@ from api.accept.publisher import get_publisher
 from api.accept.waiters import get_waiters
 from api.body_limit import BodySizeLimit
 from api.routes import catalog, commands, health, jobs, stock
+from api.routes.commands import BATCHES_PATH
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -47,7 +48,9 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.
     app.add_middleware(FastCommands)
-    app.add_middleware(BodySizeLimit, max_bytes=get_settings().max_body_bytes)
+    settings = get_settings()
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       large=frozenset({BATCHES_PATH}), large_bytes=settings.max_batch_body_bytes)
     # Added last, so it runs first: it sees the body limit's 413s too.
     app.add_middleware(RequestTelemetry, slow_request_seconds=get_settings().slow_request_seconds)
     generate_openapi = app.openapi

@@ -74,9 +74,10 @@ class LedgerOut(BaseModel):
     delta: int
     on_hand_after: int
     version: int
-    job_id: str
+    job_id: str | None = Field(description="null for another key's job, unless the caller is an "
+                               "admin key not limited to warehouses")
     line: int | None
-    reference: str | None
+    reference: str | None = Field(description="null for another key's job, as `job_id`")
     reason: str | None
     recorded_at: str
 

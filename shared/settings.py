@@ -38,7 +38,20 @@ class Settings(BaseSettings):
     db_pool_overflow: int = Field(default=10, ge=0)
 
     max_batch_lines: int = Field(default=10_000, ge=1)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Request bodies: a batch may be large (10,000 lines of about 100 bytes, with room for long
+    # references); every other body is one command or one catalog entry, a few kilobytes at most.
+    max_batch_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # What the API's HTTP server takes before any of the app runs (api/http_limits.py): a request's
+    # line and headers in bytes and in number, how long they may take to arrive, and how many
+    # connections a process serves at once (past that, 503).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=4096, ge=16)
+    # 0: /metrics on the API's own port. Otherwise only there, on a port of its own, so that the
+    # API's public port never shows it (docker-compose.yml publishes the one, not the other).
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
     job_status_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
     # Backpressure: POSTs of work get 503 once this many jobs wait; each key gets a token bucket.
@@ -46,6 +59,9 @@ class Settings(BaseSettings):
     overload_retry_after_seconds: int = Field(default=5, ge=1)
     rate_limit_per_second: float = Field(default=500.0, ge=0, description="0 turns the limit off")
     rate_limit_burst: int = Field(default=1000, ge=1)
+    # Keys that are not valid, per client address and API process: a token bucket (0 turns it off).
+    invalid_key_rate_per_second: float = Field(default=1.0, ge=0)
+    invalid_key_burst: int = Field(default=20, ge=1)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
     max_wait_seconds: int = Field(default=30, ge=0, le=30)
     # Requests waiting for jobs (Prefer: wait) per API process, and per API key in a process:

@@ -1,8 +1,9 @@
 """API-key rows for concurrent requests, one query per group (`api/accept/grouped.py`).
 
-Every request still reads its key's row from the database, so a revocation counts from the next
-request; but the requests that arrive together share one IN query on one pooled connection,
-instead of a thread hop, a connection checkout and three round trips each.
+Used by the authorization decision (api/access.py) for keys it does not know yet, and for every
+request of a route that must see a revocation at once: the requests that arrive together share one
+IN query on one pooled connection, instead of a thread hop, a connection checkout and three round
+trips each.
 """
 
 from dataclasses import dataclass

@@ -2,12 +2,15 @@
 client asked to wait (`Prefer: wait=N`, RFC 7240), its outcome as soon as it is known.
 
 Both entrances end here: the fast path for plain single commands (api/accept/fast_path.py) and
-the routes (api/routes/commands.py). The job is always committed before the answer, waiting or
-not, and an idempotent replay is answered the same way as the original, with the original job.
+the routes (api/routes/commands.py), each with the caller already authorized (api/access.py). What
+the work may touch is decided here, for both: a key limited to warehouses submits nothing that
+names another (shared/warehouse_limit.py). The job is always committed before the answer, waiting
+or not, and an idempotent replay is answered the same way as the original, with the original job.
 """
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +18,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from api.accept.waiters import get_waiters
-from api.accept.writer import Acceptance, get_job_writer
+from api.accept.writer import Acceptance, KeyRevoked, get_job_writer
+from api.access import forget_key, unauthorized
 from api.idempotency import fingerprint
 from api.metrics import count_accepted
+from api.problems import ProblemError
+from shared import warehouse_limit
+from shared.api_keys import Principal
 from shared.db import get_session_factory
 from shared.ordering import slot_for
+from shared.schemas.commands import CommandBase
 from shared.settings import get_settings
 from shared.status_board import get_status_board
 
@@ -39,30 +47,38 @@ class Work:
     kind: str  # command, batch
     mode: str | None  # a batch's atomic or independent
     payload: Any
-    first_warehouse: str
-    line_count: int = 1
+    commands: Sequence[CommandBase]
+
+    @property
+    def line_count(self) -> int:
+        return len(self.commands)
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who submits: an authenticated key (`key_id`), or a key for the writer to check (`key`,
-    (prefix, secret): the fast path). `prefix` names the key for the waiting bound."""
-
-    prefix: str
-    key_id: int | None = None
-    key: tuple[str, str] | None = None
-
-
-async def submit(work: Work, caller: Caller, *, idempotency_key: str | None = None,
+async def submit(work: Work, principal: Principal, *, idempotency_key: str | None = None,
                  wait_seconds: int = 0) -> JSONResponse:
-    """Raises KeyRefused (fast path only) or a ProblemError to answer instead."""
+    """Raises a ProblemError to answer instead: the warehouse limit's 403, the writer's refusals,
+    or a 401 if the key was revoked since it was checked."""
+    if principal.warehouses is not None:
+        refused = warehouse_limit.refusal(principal, [c.warehouses for c in work.commands],
+                                          batch=work.kind == "batch")
+        if refused is not None:
+            raise ProblemError(refused)
+    try:
+        return await _submit(work, principal, idempotency_key, wait_seconds)
+    except KeyRevoked:
+        forget_key(principal.prefix)
+        raise unauthorized("The API key is not valid or has been revoked.") from None
+
+
+async def _submit(work: Work, principal: Principal, idempotency_key: str | None,
+                  wait_seconds: int) -> JSONResponse:
     job_id = str(uuid.uuid4())
     if not wait_seconds:
-        return _accepted(await _write(job_id, work, caller, idempotency_key))
+        return _accepted(await _write(job_id, work, principal, idempotency_key))
     waiters = get_waiters()
     # Registered before the job exists: its outcome cannot be announced before anyone listens.
-    async with waiters.expecting(caller.prefix, [job_id]) as expected:
-        acceptance = await _write(job_id, work, caller, idempotency_key)
+    async with waiters.expecting(principal.prefix, [job_id]) as expected:
+        acceptance = await _write(job_id, work, principal, idempotency_key)
         if acceptance.job_id != job_id:  # a replay: the original job may have finished long ago
             waiters.replace(expected, job_id, acceptance.job_id)
             doc = await run_in_threadpool(_read, acceptance.job_id)
@@ -75,11 +91,12 @@ async def submit(work: Work, caller: Caller, *, idempotency_key: str | None = No
     return _outcome(acceptance, doc, wait_seconds)
 
 
-async def _write(job_id: str, work: Work, caller: Caller, idempotency_key: str | None) -> Acceptance:
+async def _write(job_id: str, work: Work, principal: Principal,
+                 idempotency_key: str | None) -> Acceptance:
     acceptance = await get_job_writer().submit(
-        job_id=job_id, api_key_id=caller.key_id, key=caller.key, kind=work.kind, mode=work.mode,
-        payload=work.payload, slot=slot_for(work.first_warehouse), line_count=work.line_count,
-        idempotency_key=idempotency_key,
+        job_id=job_id, api_key_id=principal.key_id, kind=work.kind, mode=work.mode,
+        payload=work.payload, slot=slot_for(work.commands[0].first_warehouse),
+        line_count=work.line_count, idempotency_key=idempotency_key,
         request_hash=fingerprint(work.kind, work.mode, work.payload) if idempotency_key else None)
     if not acceptance.replayed:
         count_accepted(work.kind)

@@ -10,7 +10,10 @@ refused (503) rather than written.
 
 The writer also decides what the accept path needs the database for: Idempotency-Key replays
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
-refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since).
+refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since). Callers were
+authorized before (api/access.py), with a key that may have been revoked since: the INSERT writes a
+job only if its key is not revoked at that moment, and a replay is refused for a revoked key, so a
+revocation counts from the next command.
 
 Its connection autocommits (shared/held_connection.py): each INSERT (one per group, unless large batches
 split it) is its own durable transaction, with no COMMIT round trip after it. Nothing here needs more
@@ -29,16 +32,13 @@ from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from api.accept.grouped import GroupThread, Waiting
-from api.accept.known_keys import KnownKeys
 from api.accept.publisher import get_publisher
-from api.admission import rate_limit_all
 from api.problems import ProblemError, unavailable
-from shared.api_keys import check
 from shared.clock import rfc3339
 from shared.jobs.rows import insert_jobs, new_row
 from shared.jobs.status import QUEUED, UNFINISHED
 from shared.logs import current as current_log_field
-from shared.models import Job, utcnow
+from shared.models import ApiKey, Job, utcnow
 from shared.ordering import shard_for_slot
 from shared.problems import Problem
 from shared.settings import get_settings
@@ -71,12 +71,11 @@ class Acceptance:
 
 @dataclass(eq=False)
 class Submission(Waiting):
-    """One request's job, waiting for the writer. `key` is set instead of `api_key_id` when the
-    writer is to check the caller's key itself (`api/accept/fast_path.py`). The job's id is made by
-    the request, so that it can wait for the job before the job exists."""
+    """One request's job, waiting for the writer. The job's id is made by the request, so that it
+    can wait for the job before the job exists."""
 
     job_id: str
-    api_key_id: int | None
+    api_key_id: int
     kind: str
     mode: str | None
     payload: Any
@@ -84,8 +83,6 @@ class Submission(Waiting):
     line_count: int
     idempotency_key: str | None
     request_hash: str | None
-    # (prefix, secret) of an API key that needs the write scope; kept out of repr, it is a secret.
-    key: tuple[str, str] | None = field(default=None, repr=False)
     row: dict[str, Any] | None = None
     request_id: str | None = field(default_factory=lambda: current_log_field("request_id"))
 
@@ -100,9 +97,9 @@ def _overloaded(depth: int) -> ProblemError:
         {"Retry-After": str(retry_after)})
 
 
-class KeyRefused(Exception):
-    """The key that came with a job is unknown, revoked or lacks the write scope; the route, which
-    authenticates the usual way, answers why."""
+class KeyRevoked(Exception):
+    """The caller's key was revoked since it was checked: nothing was written (api/accept/submit.py
+    answers 401)."""
 
 
 def _mismatch(job_id: str) -> ProblemError:
@@ -140,16 +137,15 @@ class JobWriter(GroupThread):
     def __init__(self) -> None:
         self.gather_seconds = get_settings().accept_group_wait_seconds
         self.backlog = Backlog()
-        self.keys = KnownKeys()
         self.inserting = False  # this group's INSERT has been sent: it must not be served again
         super().__init__("job-writer")
 
-    async def submit(self, *, job_id: str, api_key_id: int | None, kind: str, mode: str | None,
+    async def submit(self, *, job_id: str, api_key_id: int, kind: str, mode: str | None,
                      payload: Any, slot: int, line_count: int, idempotency_key: str | None,
-                     request_hash: str | None, key: tuple[str, str] | None = None) -> Acceptance:
-        """Raises KeyRefused if `key` was given and is not a valid key with the write scope."""
+                     request_hash: str | None) -> Acceptance:
+        """Raises KeyRevoked if the key was revoked meanwhile, or a ProblemError to answer."""
         return await self.wait_for(Submission(job_id, api_key_id, kind, mode, payload, slot, line_count,
-                                              idempotency_key, request_hash, key))
+                                              idempotency_key, request_hash))
 
     def idle(self) -> None:
         """While the last estimate was non-zero, keep counting so a drained queue lets work in."""
@@ -168,7 +164,6 @@ class JobWriter(GroupThread):
         deferred: list[Submission] = []
         self.inserting = False
         with self.connection.use() as conn:
-            group = self._authenticate(conn, group)
             if self.backlog.stale():
                 self.backlog.refresh(conn)
             originals = _originals(conn, [s for s in group if s.idempotency_key])
@@ -180,28 +175,6 @@ class JobWriter(GroupThread):
         for submission in deferred:  # written now: the next group answers them as replays
             self.requeue(submission)
 
-    def _authenticate(self, conn: Connection, group: list[Submission]) -> list[Submission]:
-        """Check the keys that came with the jobs (secret and write scope; revocation is checked
-        again by the INSERT) and their rate limits in one Redis round trip; settle the refused
-        and return the rest."""
-        keyed = [(s, s.key) for s in group if s.key is not None]
-        if not keyed:
-            return group
-        rows = self.keys.rows(conn, (prefix for _, (prefix, _) in keyed))
-        valid: list[Submission] = []
-        for submission, (prefix, secret) in keyed:
-            principal = check(rows.get(prefix), secret)
-            if principal is None or not principal.can("write"):
-                self.keys.forget(prefix)  # the route reads it afresh and says why
-                submission.settle(KeyRefused())
-            else:
-                submission.api_key_id = principal.key_id
-                valid.append(submission)
-        for submission, refusal in zip(valid, rate_limit_all([s.api_key_id for s in valid]), strict=True):
-            if refusal is not None:
-                submission.settle(refusal)
-        return [s for s in group if not s.settled]
-
     def _admit(self, conn: Connection, group: list[Submission], originals: dict[tuple[int, str], Any],
                deferred: list[Submission]) -> list[Submission]:
         """Settle replays, mismatches and refusals; return the submissions that make a new job."""
@@ -212,6 +185,9 @@ class JobWriter(GroupThread):
         for submission in group:
             key = (submission.api_key_id, submission.idempotency_key or "")
             original = originals.get(key) if submission.idempotency_key else None
+            if original is not None and original.key_revoked_at is not None:
+                submission.settle(KeyRevoked())
+                continue
             if original is not None and original.submitted_at < oldest_kept:
                 # Past retention the key is free again: release it from the old job.
                 conn.execute(update(Job).where(Job.id == original.id).values(idempotency_key=None))
@@ -233,14 +209,14 @@ class JobWriter(GroupThread):
         return fresh
 
     def _insert(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
-        """Write the jobs; return those written. A job whose key came with it (the fast path) is
-        written only if the key is still not revoked; the others are settled KeyRefused. Each
+        """Write the jobs; return those written. A job is written only if its key is still not
+        revoked; the others are settled KeyRevoked. Each
         statement is its own transaction (the connection autocommits), so a group of large batches
         is written in statements of at most about MAX_INSERT_BYTES, each all or nothing."""
         written: list[Submission] = []
         for chunk in _by_size(fresh):
             try:
-                count = insert_jobs(conn, [s.row for s in chunk], [s.key is not None for s in chunk])  # type: ignore[misc]
+                count = insert_jobs(conn, [s.row for s in chunk], [True] * len(chunk))  # type: ignore[misc]
             except IntegrityError:
                 # A racing request in another process took one of the keys: one at a time.
                 conn.rollback()
@@ -260,7 +236,7 @@ class JobWriter(GroupThread):
         written = []
         for submission in fresh:
             try:
-                if insert_jobs(conn, [submission.row], [submission.key is not None]):  # type: ignore[list-item]
+                if insert_jobs(conn, [submission.row], [True]):  # type: ignore[list-item]
                     written.append(submission)
                 else:
                     self._refuse(submission)
@@ -275,11 +251,9 @@ class JobWriter(GroupThread):
         return written
 
     def _refuse(self, submission: Submission) -> None:
-        """A job not written because its key was revoked: the route says so (401)."""
+        """A job not written because its key was revoked."""
         self.backlog.accepted_since -= 1
-        if submission.key is not None:
-            self.keys.forget(submission.key[0])
-        submission.settle(KeyRefused())
+        submission.settle(KeyRevoked())
 
     def _queue(self, written: list[Submission]) -> None:
         """Hand the committed jobs' slots to the publisher, which wakes the workers, and answer
@@ -333,12 +307,15 @@ def _replay_or_mismatch(submission: Submission, original: Any) -> Acceptance | E
 
 
 def _originals(conn: Connection, keyed: list[Submission]) -> dict[tuple[int, str], Any]:
-    """The jobs these (api key, Idempotency-Key) pairs already made, in one query."""
+    """The jobs these (api key, Idempotency-Key) pairs already made, with whether their key is
+    revoked now, in one query."""
     if not keyed:
         return {}
     pairs = {(s.api_key_id, s.idempotency_key) for s in keyed}
     rows = conn.execute(select(Job.id, Job.kind, Job.status, Job.request_hash, Job.submitted_at,
-                               Job.api_key_id, Job.idempotency_key)
+                               Job.api_key_id, Job.idempotency_key,
+                               ApiKey.revoked_at.label("key_revoked_at"))
+                        .join(ApiKey, ApiKey.id == Job.api_key_id)
                         .where(tuple_(Job.api_key_id, Job.idempotency_key).in_(pairs))).all()
     return {(r.api_key_id, r.idempotency_key): r for r in rows}
 

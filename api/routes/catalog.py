@@ -1,12 +1,14 @@
-"""Warehouses and products: synchronous catalog writes and reads."""
+"""Warehouses and products: synchronous catalog writes and reads. Writes need the `catalog` scope
+and are recorded with the key that made them (`catalog_change`); a key limited to warehouses
+writes and sees only its own (shared/warehouse_limit.py). Products are one catalog for all."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.auth import Reader, Writer
+from api.auth import CatalogWriter, GuardedRoute, Reader
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import ProblemError, not_found
@@ -18,11 +20,17 @@ from api.schemas import (
     WarehouseOut,
     WarehouseUpdate,
 )
+from shared import warehouse_limit
+from shared.api_keys import Principal
 from shared.clock import rfc3339
-from shared.models import Product, Warehouse
+from shared.models import CatalogChange, Product, Warehouse
 from shared.problems import Problem
+from shared.schemas.commands import CODE_PATTERN, SKU_PATTERN
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
+
+CodePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="The product's SKU.")]
 
 
 def warehouse_out(w: Warehouse) -> WarehouseOut:
@@ -44,8 +52,23 @@ def _create(session: SessionDep, row: Any, what: str) -> None:
         raise ProblemError(Problem("conflict", 409, f"{what} already exists.")) from None
 
 
-def _list(session: SessionDep, model: Any, limit: int, cursor: str | None) -> list[Any]:
+def _record(session: SessionDep, principal: Principal, kind: str, code: str, action: str,
+            changes: dict[str, Any]) -> None:
+    """Who changed the catalog, in the same transaction as the change."""
+    session.add(CatalogChange(api_key_id=principal.key_id, kind=kind, code=code, action=action,
+                              changes=changes))
+
+
+def _refuse_foreign(principal: Principal, code: str) -> None:
+    refused = warehouse_limit.warehouse_refusal(principal, code)
+    if refused is not None:
+        raise ProblemError(refused)
+
+
+def _list(session: SessionDep, model: Any, limit: int, cursor: str | None, where: Any = None) -> list[Any]:
     stmt = select(model).order_by(model.id).limit(limit + 1)
+    if where is not None:
+        stmt = stmt.where(where)
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(model.id > after)
@@ -53,46 +76,62 @@ def _list(session: SessionDep, model: Any, limit: int, cursor: str | None) -> li
 
 
 @router.post("/warehouses", status_code=status.HTTP_201_CREATED, response_model=WarehouseOut)
-def create_warehouse(body: WarehouseCreate, session: SessionDep, _: Writer) -> WarehouseOut:
+def create_warehouse(body: WarehouseCreate, session: SessionDep, principal: CatalogWriter) -> WarehouseOut:
+    _refuse_foreign(principal, body.code)
     warehouse = Warehouse(code=body.code, name=body.name, address=body.address, active=True)
     _create(session, warehouse, f"Warehouse {body.code!r}")
+    _record(session, principal, "warehouse", body.code, "create", body.model_dump())
     return warehouse_out(warehouse)
 
 
 @router.get("/warehouses", response_model=Page)
-def list_warehouses(session: SessionDep, _: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page:
-    return page(_list(session, Warehouse, limit, cursor), limit, warehouse_out, lambda w: w.id)
+def list_warehouses(session: SessionDep, principal: Reader, limit: Limit = 100,
+                    cursor: Cursor = None) -> Page:
+    visible = warehouse_limit.visible_warehouse_ids(principal)
+    where = Warehouse.id.in_(visible) if visible is not None else None
+    return page(_list(session, Warehouse, limit, cursor, where), limit, warehouse_out, lambda w: w.id)
 
 
-def _warehouse(session: SessionDep, code: str) -> Warehouse:
-    warehouse = session.scalar(select(Warehouse).where(Warehouse.code == code))
+def _warehouse(session: SessionDep, code: str, principal: Principal) -> Warehouse:
+    warehouse = None
+    if warehouse_limit.may_see(principal, code):
+        warehouse = session.scalar(select(Warehouse).where(Warehouse.code == code))
     if warehouse is None:
         raise not_found(f"Warehouse {code!r}")
     return warehouse
 
 
 @router.get("/warehouses/{code}", response_model=WarehouseOut)
-def get_warehouse(code: str, session: SessionDep, _: Reader) -> WarehouseOut:
-    return warehouse_out(_warehouse(session, code))
+def get_warehouse(code: CodePath, session: SessionDep, principal: Reader) -> WarehouseOut:
+    return warehouse_out(_warehouse(session, code, principal))
 
 
 @router.patch("/warehouses/{code}", response_model=WarehouseOut)
-def update_warehouse(code: str, body: WarehouseUpdate, session: SessionDep, _: Writer) -> WarehouseOut:
-    warehouse = _warehouse(session, code)
-    for field, value in body.model_dump(exclude_unset=True).items():
+def update_warehouse(code: CodePath, body: WarehouseUpdate, session: SessionDep,
+                     principal: CatalogWriter) -> WarehouseOut:
+    _refuse_foreign(principal, code)
+    warehouse = _warehouse(session, code, principal)
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
         if value is None and field != "address":
-            raise ProblemError(Problem("validation-error", 422, f"{field} cannot be null.",
-                                       {"errors": [{"loc": ["body", field],
-                                                    "msg": "must not be null", "type": "null"}]}))
+            raise _null(field)
         setattr(warehouse, field, value)
     session.flush()
+    _record(session, principal, "warehouse", code, "update", changes)
     return warehouse_out(warehouse)
 
 
+def _null(field: str) -> ProblemError:
+    return ProblemError(Problem("validation-error", 422, f"{field} cannot be null.",
+                                {"errors": [{"loc": ["body", field], "msg": "must not be null",
+                                             "type": "null"}]}))
+
+
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-def create_product(body: ProductCreate, session: SessionDep, _: Writer) -> ProductOut:
+def create_product(body: ProductCreate, session: SessionDep, principal: CatalogWriter) -> ProductOut:
     product = Product(sku=body.sku, name=body.name, unit=body.unit)
     _create(session, product, f"Product {body.sku!r}")
+    _record(session, principal, "product", body.sku, "create", body.model_dump())
     return product_out(product)
 
 
@@ -109,18 +148,19 @@ def _product(session: SessionDep, sku: str) -> Product:
 
 
 @router.get("/products/{sku}", response_model=ProductOut)
-def get_product(sku: str, session: SessionDep, _: Reader) -> ProductOut:
+def get_product(sku: SkuPath, session: SessionDep, _: Reader) -> ProductOut:
     return product_out(_product(session, sku))
 
 
 @router.patch("/products/{sku}", response_model=ProductOut)
-def update_product(sku: str, body: ProductUpdate, session: SessionDep, _: Writer) -> ProductOut:
+def update_product(sku: SkuPath, body: ProductUpdate, session: SessionDep,
+                   principal: CatalogWriter) -> ProductOut:
     product = _product(session, sku)
-    for field, value in body.model_dump(exclude_unset=True).items():
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
         if value is None:
-            raise ProblemError(Problem("validation-error", 422, f"{field} cannot be null.",
-                                       {"errors": [{"loc": ["body", field],
-                                                    "msg": "must not be null", "type": "null"}]}))
+            raise _null(field)
         setattr(product, field, value)
     session.flush()
+    _record(session, principal, "product", sku, "update", changes)
     return product_out(product)

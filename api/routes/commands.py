@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api.accept.submit import Caller, Work, requested_wait, submit
-from api.auth import Writer
+from api.accept.submit import Work, requested_wait, submit
+from api.auth import GuardedRoute, Writer
 from api.idempotency import IdempotencyKey
 from api.problems import ProblemError
 from api.schemas import Accepted, JobOut
@@ -17,9 +17,10 @@ from shared.problems import Problem
 from shared.schemas.commands import BatchRequest, Command
 from shared.settings import get_settings
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 ROUTE_PATH = "/v1/commands"
+BATCHES_PATH = "/v1/batches"  # the one route that takes the large body limit
 PreferHeader = Annotated[str | None, Header(
     max_length=200, description="`wait=N` (N <= 30): answer with the outcome (200) if the job ends "
     "within N seconds, else 202 as usual (RFC 7240).")]
@@ -30,21 +31,18 @@ ANSWERS = {
 }
 
 
-def _caller(principal: Writer) -> Caller:
-    return Caller(prefix=principal.prefix, key_id=principal.key_id)
-
-
 # Async: the request waits for the writer (and its outcome) on the event loop, holding no thread.
 @router.post(ROUTE_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, responses=ANSWERS,
              response_class=JSONResponse)
 async def submit_command(command: Annotated[Command, Body()], principal: Writer,
                          idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
-    work = Work("command", None, command.model_dump(exclude_none=True), command.first_warehouse)
-    return await submit(work, _caller(principal), idempotency_key=idempotency_key,
+    work = Work("command", None, command.model_dump(exclude_none=True), (command,))
+    return await submit(work, principal, idempotency_key=idempotency_key,
                         wait_seconds=requested_wait(prefer))
 
 
-@router.post("/batches", status_code=status.HTTP_202_ACCEPTED, responses=ANSWERS, response_class=JSONResponse)
+@router.post(BATCHES_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, responses=ANSWERS,
+             response_class=JSONResponse)
 async def submit_batch(batch: BatchRequest, principal: Writer, idempotency_key: IdempotencyKey = None,
                        prefer: PreferHeader = None) -> JSONResponse:
     limit = get_settings().max_batch_lines
@@ -56,8 +54,8 @@ async def submit_batch(batch: BatchRequest, principal: Writer, idempotency_key: 
     # Dumping up to 10,000 lines takes milliseconds: off the event loop.
     payload = await run_in_threadpool(
         lambda: {"commands": [c.model_dump(exclude_none=True) for c in batch.commands]})
-    work = Work("batch", batch.mode, payload, batch.commands[0].first_warehouse, len(batch.commands))
-    return await submit(work, _caller(principal), idempotency_key=idempotency_key,
+    work = Work("batch", batch.mode, payload, batch.commands)
+    return await submit(work, principal, idempotency_key=idempotency_key,
                         wait_seconds=requested_wait(prefer))
 
 

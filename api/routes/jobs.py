@@ -10,18 +10,19 @@ from sqlalchemy.orm import Session
 
 from api.accept.submit import requested_wait
 from api.accept.waiters import get_waiters
-from api.auth import Reader
+from api.auth import GuardedRoute, Reader
 from api.deps import SessionDep, StatusBoardDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
 from api.schemas import JobList, JobOut
+from shared import warehouse_limit
 from shared.api_keys import Principal
 from shared.db import get_session_factory
 from shared.jobs.status import TERMINAL
 from shared.models import JobLine, LedgerEntry
 from shared.status_board import get_status_board
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job id from a 202 answer.")]
 PreferHeader = Annotated[str | None, Header(
@@ -32,9 +33,9 @@ IDS_PATTERN = rf"^[A-Za-z0-9_-]{{1,64}}(,[A-Za-z0-9_-]{{1,64}}){{0,{MAX_IDS - 1}
 
 
 def _is_visible(doc: dict[str, Any] | None, principal: Principal) -> bool:
-    """Whether this key submitted the job or is an admin key; another key's job is a 404, not a
+    """Whether this key submitted the job or sees every job; another key's job is a 404, not a
     403, so job ids do not leak across partners."""
-    return doc is not None and (doc.get("owner") == principal.key_id or principal.is_admin)
+    return doc is not None and warehouse_limit.shows_job_of(principal, doc.get("owner"))
 
 
 def _shown(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,33 +1,41 @@
-"""Stock levels and the ledger, read straight from the database."""
+"""Stock levels and the ledger, read straight from the database. A key limited to warehouses
+reads its warehouses only, and another key's job ids and references read null
+(shared/warehouse_limit.py)."""
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import ScalarSelect, Select, select
 from sqlalchemy.orm import aliased
 
-from api.auth import require
+from api.auth import GuardedRoute, Reader
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor
 from api.pagination import page as page_of
 from api.problems import not_found
 from api.schemas import LedgerOut, QueryTime, StockOut
+from shared import warehouse_limit
+from shared.api_keys import Principal
 from shared.clock import rfc3339
 from shared.models import LedgerEntry, Product, StockLevel, Warehouse
-from shared.schemas.commands import LEDGER_TYPES
+from shared.schemas.commands import CODE_PATTERN, LEDGER_TYPES, SKU_PATTERN
 
 # Every route here is a read. The lists read their page of the listed table first, in a derived
 # table the database cannot merge (it has a LIMIT), and join the codes onto those rows only: left to
 # itself, MariaDB drives the join from the small catalog tables and sorts the whole table per page.
-router = APIRouter(prefix="/v1", dependencies=[Depends(require("read"))])
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 CodeQuery = Annotated[str | None, Query(max_length=64)]
+WarehousePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="The product's SKU.")]
 LedgerType = Literal[LEDGER_TYPES]  # type: ignore[valid-type]
 
 
-def _ids(session: SessionDep, warehouse: str, sku: str) -> tuple[int, int]:
-    warehouse_id = session.scalar(select(Warehouse.id).where(Warehouse.code == warehouse))
+def _ids(session: SessionDep, warehouse: str, sku: str, principal: Principal) -> tuple[int, int]:
+    warehouse_id = None
+    if warehouse_limit.may_see(principal, warehouse):
+        warehouse_id = session.scalar(select(Warehouse.id).where(Warehouse.code == warehouse))
     if warehouse_id is None:
         raise not_found(f"Warehouse {warehouse!r}")
     product_id = session.scalar(select(Product.id).where(Product.sku == sku))
@@ -37,9 +45,12 @@ def _ids(session: SessionDep, warehouse: str, sku: str) -> tuple[int, int]:
 
 
 @router.get("/stock", response_model=Page)
-def list_stock(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery = None,
-               limit: Limit = 100, cursor: Cursor = None) -> Page:
+def list_stock(session: SessionDep, principal: Reader, warehouse: CodeQuery = None,
+               sku: CodeQuery = None, limit: Limit = 100, cursor: Cursor = None) -> Page:
     page = select(StockLevel).order_by(StockLevel.id).limit(limit + 1)
+    visible = warehouse_limit.visible_warehouse_ids(principal)
+    if visible is not None:
+        page = page.where(StockLevel.warehouse_id.in_(visible))
     if warehouse is not None:
         page = page.where(StockLevel.warehouse_id == _warehouse_id(warehouse))
     if sku is not None:
@@ -67,9 +78,9 @@ def _product_id(sku: str) -> ScalarSelect:
 
 
 @router.get("/stock/{warehouse}/{sku}", response_model=StockOut)
-def get_stock(warehouse: str, sku: str, session: SessionDep,
+def get_stock(warehouse: WarehousePath, sku: SkuPath, session: SessionDep, principal: Reader,
               as_of: QueryTime | None = None) -> StockOut:
-    warehouse_id, product_id = _ids(session, warehouse, sku)
+    warehouse_id, product_id = _ids(session, warehouse, sku, principal)
     level = session.scalar(select(StockLevel).where(StockLevel.warehouse_id == warehouse_id,
                                                     StockLevel.product_id == product_id))
     if level is None:
@@ -119,17 +130,23 @@ def _by_time_index(page: Select) -> Select:
 
 
 @router.get("/ledger", response_model=Page)
-def list_ledger(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery = None,
-                type: LedgerType | None = None,
+def list_ledger(session: SessionDep, principal: Reader, warehouse: CodeQuery = None,
+                sku: CodeQuery = None, type: LedgerType | None = None,
                 job_id: Annotated[str | None, Query(max_length=36)] = None,
                 since: QueryTime | None = None, until: QueryTime | None = None,
                 limit: Limit = 100, cursor: Cursor = None) -> Page:
     page = select(LedgerEntry).order_by(LedgerEntry.id).limit(limit + 1)
     page = _level_filter(session, page, warehouse, sku)
+    visible = warehouse_limit.visible_warehouse_ids(principal)
+    if visible is not None:
+        page = page.where(LedgerEntry.stock_level_id.in_(
+            select(StockLevel.id).where(StockLevel.warehouse_id.in_(visible))))
     if type is not None:
         page = page.where(LedgerEntry.type == type)
     if job_id is not None:
         page = page.where(LedgerEntry.job_id == job_id)
+        if not warehouse_limit.sees_every_job(principal):  # another key's job ids are not shown
+            page = page.where(LedgerEntry.api_key_id == principal.key_id)
     if since is not None:
         page = page.where(LedgerEntry.recorded_at >= since)
     if until is not None:
@@ -145,11 +162,13 @@ def list_ledger(session: SessionDep, warehouse: CodeQuery = None, sku: CodeQuery
         .join(StockLevel, StockLevel.id == entry.stock_level_id)
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
         .join(Product, Product.id == StockLevel.product_id).order_by(entry.id)))
-    return page_of(rows, limit, lambda r: _ledger_out(r[0], r[1], r[2]), lambda r: r[0].id)
+    return page_of(rows, limit, lambda r: _ledger_out(r[0], r[1], r[2], principal), lambda r: r[0].id)
 
 
-def _ledger_out(e: LedgerEntry, warehouse: str, sku: str) -> LedgerOut:
+def _ledger_out(e: LedgerEntry, warehouse: str, sku: str, principal: Principal) -> LedgerOut:
+    shown = warehouse_limit.shows_job_of(principal, e.api_key_id)
     return LedgerOut(id=e.id, warehouse=warehouse, sku=sku, type=e.type, delta=e.delta,
-                     on_hand_after=e.on_hand_after, version=e.version, job_id=e.job_id,
-                     line=e.line, reference=e.reference, reason=e.reason,
+                     on_hand_after=e.on_hand_after, version=e.version,
+                     job_id=e.job_id if shown else None, line=e.line,
+                     reference=e.reference if shown else None, reason=e.reason,
                      recorded_at=rfc3339(e.recorded_at))

@@ -8,8 +8,10 @@ MAX_QUANTITY = 1_000_000_000
 # A level can grow past one command's quantity; counts and expectations may name any sane level.
 MAX_LEVEL = 10**15
 
-Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+CODE_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
@@ -35,6 +37,11 @@ class CommandBase(BaseModel):
     @property
     def first_warehouse(self) -> str:
         return self.stock_keys()[0][0]
+
+    @property
+    def warehouses(self) -> tuple[str, ...]:
+        """Every warehouse the command names (a transfer: both sides)."""
+        return tuple(warehouse for warehouse, _ in self.stock_keys())
 
 
 class Receive(CommandBase):

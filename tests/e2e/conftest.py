@@ -36,8 +36,9 @@ def make_key(scopes: set[str], name: str = "test") -> str:
 
 @pytest.fixture(scope="session")
 def auth() -> dict[str, str]:
-    """Headers of a read+write key: what an integration has."""
-    return {"Authorization": f"Bearer {make_key({'read', 'write'}, 'integration')}"}
+    """Headers of a read, write and catalog key: what an integration's key had before the catalog
+    scope, and has since the migration that added it."""
+    return {"Authorization": f"Bearer {make_key({'read', 'write', 'catalog'}, 'integration')}"}
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ def test_a_key_with_a_right_secret_but_wrong_prefix_or_secret_is_401(anonymous):
 
 def test_scopes_are_enforced_with_403(anonymous):
     reader, writer = bearer(make_key({"read"})), bearer(make_key({"write"}))
+    cataloguer = bearer(make_key({"catalog"}))
     command = {"type": "receive", "warehouse": "W", "sku": "S", "quantity": 1}
     assert_problem(anonymous.post("/v1/commands", json=command, headers=reader), 403, "forbidden")
     assert_problem(anonymous.post("/v1/batches", json={"mode": "atomic", "commands": [command]},
@@ -63,13 +64,15 @@ def test_scopes_are_enforced_with_403(anonymous):
     assert_problem(anonymous.post("/v1/warehouses", json={"code": unique("W"), "name": "x"},
                                   headers=reader), 403, "forbidden")
     assert_problem(anonymous.get("/v1/stock", headers=writer), 403, "forbidden")
+    assert_problem(anonymous.post("/v1/commands", json=command, headers=cataloguer), 403, "forbidden")
     assert anonymous.get("/v1/stock", headers=reader).status_code == 200
     assert anonymous.post("/v1/warehouses", json={"code": unique("W"), "name": "x"},
-                          headers=writer).status_code == 201
+                          headers=cataloguer).status_code == 201
 
 
 def test_jobs_are_visible_only_to_their_key_and_admin_keys(anonymous, db):
-    partner_a, partner_b = bearer(make_key({"read", "write"})), bearer(make_key({"read", "write"}))
+    partner_a = bearer(make_key({"read", "write", "catalog"}))
+    partner_b = bearer(make_key({"read", "write"}))
     admin = bearer(make_key({"admin"}))
     warehouse, sku = unique("W"), unique("SKU")
     with httpx.Client(base_url=str(anonymous.base_url), headers=partner_a, timeout=30) as a:

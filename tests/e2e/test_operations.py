@@ -102,7 +102,7 @@ def traffic(database: tuple[str, Engine]) -> Iterator[dict[str, Any]]:
     env = {**ENV, "DATABASE_URL": address}
     api, base = start_api(env)
     worker: Process | None = None
-    key, other_key = _key(engine, {"read", "write"}, "ops"), _key(engine, {"write"}, "ops-burst")
+    key, other_key = _key(engine, {"read", "write", "catalog"}, "ops"), _key(engine, {"write"}, "ops-burst")
     try:
         with httpx.Client(base_url=base, timeout=30,
                           headers={"Authorization": f"Bearer {key}"}) as client:

@@ -1,6 +1,7 @@
 """Which requests the fast command path serves itself and which it hands to the route, with their
-bodies intact. The job writer is a stand-in here; the real one, checking keys against MySQL and
-rate limits in Redis, is tested in tests/e2e/test_fast_commands.py."""
+bodies intact. The authorization decision and the job writer are stand-ins here; the real ones,
+checking keys against MySQL and rate limits in Redis, are tested in tests/e2e/test_fast_commands.py
+and tests/e2e/test_partners.py."""
 
 import asyncio
 import json
@@ -8,32 +9,50 @@ from typing import Any
 
 import pytest
 
+import api.accept.fast_path as fast_path
 import api.accept.submit as submission
+from api.access import PRINCIPAL, unauthorized
 from api.accept.fast_path import FastCommands
-from api.accept.writer import Acceptance, KeyRefused
+from api.accept.writer import Acceptance
 from api.problems import ProblemError
+from shared.api_keys import Principal
 from shared.ordering import slot_for
 from shared.problems import Problem
 
 COMMAND = {"type": "receive", "warehouse": "W1", "sku": "S1", "quantity": 3}
+KEYS = {"Bearer sk_abc_secret": Principal(1, "writer", frozenset({"write"}), "abc"),
+        "Bearer sk_lim_secret": Principal(2, "limited", frozenset({"write"}), "lim", frozenset({"W1"}))}
 
 
 class Writer:
-    """Accepts what comes with the key sk_abc_secret, as the writer would a valid write key."""
+    """Accepts every submission, as the writer would for a live key."""
 
     def __init__(self, refusal: ProblemError | None = None) -> None:
         self.submitted: list[dict[str, Any]] = []
         self.refusal = refusal
-        self.asked = 0
 
     async def submit(self, **fields: Any) -> Acceptance:
-        self.asked += 1
-        if fields["key"] != ("abc", "secret"):
-            raise KeyRefused()
         if self.refusal is not None:
             raise self.refusal
         self.submitted.append(fields)
         return Acceptance(fields["job_id"], "command", "queued", "2026-11-24T10:00:00.000Z")
+
+
+@pytest.fixture(autouse=True)
+def decisions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The authorization decision: the keys above, each with its principal; anything else 401."""
+    asked: list[str] = []
+
+    async def authorize(scope: dict, needed: str, *, trust_kept_key: bool = False) -> Principal:
+        header = dict(scope["headers"]).get(b"authorization", b"").decode()
+        asked.append(header)
+        if header not in KEYS:
+            raise unauthorized("The API key is not valid or has been revoked.")
+        scope[PRINCIPAL] = KEYS[header]
+        return KEYS[header]
+
+    monkeypatch.setattr(fast_path, "authorize", authorize)
+    return asked
 
 
 @pytest.fixture
@@ -72,6 +91,7 @@ def call(body: bytes, headers: dict[str, str], chunk: int | None = None,
     if layer is not None:
         layer.app = route
     asyncio.run((layer or FastCommands(route))(scope, receive, send))
+    call.unread = len(incoming)  # type: ignore[attr-defined]
     return reached, route_body, sent
 
 
@@ -86,56 +106,62 @@ def test_a_valid_command_is_answered_without_the_route(writer: Writer):
     assert dict(sent[0]["headers"])[b"location"] == f"/v1/jobs/{job_id}".encode()
     assert json.loads(sent[1]["body"]) == {"job_id": job_id, "kind": "command", "status": "queued",
                                            "submitted_at": "2026-11-24T10:00:00.000Z"}
-    assert writer.submitted == [{"job_id": job_id, "api_key_id": None, "key": ("abc", "secret"),
-                                 "kind": "command", "mode": None, "payload": COMMAND,
-                                 "slot": slot_for(COMMAND["warehouse"]), "line_count": 1,
-                                 "idempotency_key": None, "request_hash": None}]
+    assert writer.submitted == [{"job_id": job_id, "api_key_id": 1, "kind": "command", "mode": None,
+                                 "payload": COMMAND, "slot": slot_for(COMMAND["warehouse"]),
+                                 "line_count": 1, "idempotency_key": None, "request_hash": None}]
 
 
 @pytest.mark.parametrize("headers, body", [
-    ({"content-type": "application/json"}, COMMAND),  # no key
-    ({**WRITE, "authorization": "Basic abc"}, COMMAND),
-    ({**WRITE, "authorization": "Bearer not-a-key"}, COMMAND),
-    ({**WRITE, "content-type": "text/plain"}, COMMAND),
-    ({**WRITE, "idempotency-key": "k-1"}, COMMAND),  # replays and their checks are the route's
-    (WRITE, {**COMMAND, "quantity": 0}),
-    (WRITE, {**COMMAND, "type": "teleport"}),
+    ({**WRITE, "content-type": "text/plain"}, json.dumps(COMMAND).encode()),
+    ({**WRITE, "idempotency-key": "k-1"}, json.dumps(COMMAND).encode()),  # replays are the route's
+    (WRITE, json.dumps({**COMMAND, "quantity": 0}).encode()),
+    (WRITE, json.dumps({**COMMAND, "type": "teleport"}).encode()),
+    (WRITE, b'{"type": "receive", "warehouse": "W1", "sku": "S1", "quantity": 1, "quantity": 100}'),
+    (WRITE, b"[" * 100_000 + b"]" * 100_000),
 ])
-def test_anything_else_reaches_the_route_with_its_whole_body(writer: Writer, headers: dict, body: dict):
-    raw = json.dumps(body).encode()
-    reached, route_body, sent = call(raw, headers, chunk=4)
+def test_anything_else_reaches_the_route_with_its_whole_body_and_the_decision(
+        writer: Writer, decisions: list[str], headers: dict, body: bytes):
+    reached, route_body, sent = call(body, headers, chunk=4096)
     assert len(reached) == 1 and sent == []
-    assert b"".join(route_body) == raw
-    assert writer.submitted == []
+    assert b"".join(route_body) == body
+    assert reached[0][PRINCIPAL] == KEYS["Bearer sk_abc_secret"]  # the route does not decide again
+    assert writer.submitted == [] and len(decisions) == 1
 
 
-def test_a_key_the_writer_refuses_is_left_to_the_route(writer: Writer):
-    raw = json.dumps(COMMAND).encode()
-    reached, route_body, sent = call(raw, {**WRITE, "authorization": "Bearer sk_abd_secret"})
-    assert len(reached) == 1 and b"".join(route_body) == raw and sent == []
-    assert writer.submitted == []
-
-
-def test_a_prefix_the_writer_refused_goes_straight_to_the_route_for_a_while(writer: Writer):
-    layer = FastCommands(None)  # type: ignore[arg-type]
-    made_up = {**WRITE, "authorization": "Bearer sk_zzz_guess"}
-    for _ in range(3):
-        reached, _, _ = call(json.dumps(COMMAND).encode(), made_up, layer=layer)
-        assert len(reached) == 1
-    assert writer.asked == 1
-    reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE, layer=layer)  # another prefix
-    assert reached == [] and sent[0]["status"] == 202
+@pytest.mark.parametrize("authorization", [None, "Basic abc", "Bearer not-a-key", "Bearer sk_abd_secret"])
+def test_a_key_that_is_not_valid_is_answered_here_before_the_body_is_read(writer: Writer, authorization):
+    headers = {"content-type": "application/json"}
+    if authorization:
+        headers["authorization"] = authorization
+    reached, _, sent = call(json.dumps(COMMAND).encode(), headers, chunk=5)
+    assert reached == [] and writer.submitted == []
+    assert sent[0]["status"] == 401
+    assert json.loads(sent[1]["body"])["type"] == "/problems/unauthorized"
+    assert call.unread == len(json.dumps(COMMAND)) // 5 + 1  # type: ignore[attr-defined]
 
 
 def test_a_refusal_is_answered_here_as_a_problem_not_tried_again_by_the_route(
         monkeypatch: pytest.MonkeyPatch):
-    refusing = Writer(ProblemError(Problem("rate-limited", 429, "Slow down."), {"Retry-After": "2"}))
+    refusing = Writer(ProblemError(Problem("overloaded", 503, "Later."), {"Retry-After": "2"}))
     monkeypatch.setattr(submission, "get_job_writer", lambda: refusing)
     reached, _, sent = call(json.dumps(COMMAND).encode(), WRITE)
     assert reached == [] and refusing.submitted == []
-    assert sent[0]["status"] == 429
+    assert sent[0]["status"] == 503
     assert dict(sent[0]["headers"])[b"retry-after"] == b"2"
-    assert json.loads(sent[1]["body"])["type"] == "/problems/rate-limited"
+    assert json.loads(sent[1]["body"])["type"] == "/problems/overloaded"
+
+
+def test_a_key_limited_to_warehouses_submits_no_command_naming_another(writer: Writer):
+    limited = {**WRITE, "authorization": "Bearer sk_lim_secret"}
+    reached, _, sent = call(json.dumps({**COMMAND, "warehouse": "W2"}).encode(), limited)
+    assert reached == [] and writer.submitted == []
+    assert sent[0]["status"] == 403
+    assert json.loads(sent[1]["body"])["type"] == "/problems/forbidden-warehouse"
+    transfer = {"type": "transfer", "from_warehouse": "W1", "to_warehouse": "W2", "sku": "S1", "quantity": 1}
+    _, _, sent = call(json.dumps(transfer).encode(), limited)
+    assert sent[0]["status"] == 403 and json.loads(sent[1]["body"])["warehouses"] == ["W2"]
+    _, _, sent = call(json.dumps(COMMAND).encode(), limited)
+    assert sent[0]["status"] == 202 and writer.submitted[0]["api_key_id"] == 2
 
 
 def test_other_routes_pass_straight_through(writer: Writer):
