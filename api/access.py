@@ -66,9 +66,10 @@ async def _authenticate(scope: Scope, trust_kept_key: bool) -> Principal:
         raise _refused(address)
     prefix, secret = parsed
     keys = known_keys()
-    row = keys.get(prefix) if trust_kept_key else None
-    if row is None:
+    row = keys.get(prefix)
+    if row is None:  # an address told to wait gets no lookups of keys this process does not know
         invalid_keys().refuse_if_waiting(address)
+    if row is None or not trust_kept_key:
         row = await get_key_lookup().find(prefix)
         keys.remember(prefix, row)
     principal = check(row, secret)

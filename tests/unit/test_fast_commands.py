@@ -11,9 +11,9 @@ import pytest
 
 import api.accept.fast_path as fast_path
 import api.accept.submit as submission
-from api.access import PRINCIPAL, unauthorized
 from api.accept.fast_path import FastCommands
 from api.accept.writer import Acceptance
+from api.access import PRINCIPAL, unauthorized
 from api.problems import ProblemError
 from shared.api_keys import Principal
 from shared.ordering import slot_for
