@@ -4,14 +4,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.clock import parse_utc
-from shared.schemas.commands import PRINTABLE, Code, Sku
+from shared.schemas.commands import Code, Sku
+from shared.schemas.text import free_text
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
-Address = Annotated[str, StringConstraints(max_length=500, pattern=PRINTABLE)]
-Unit = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+# Free text: shared/schemas/text.py says what it may hold.
+Name = free_text(200)
+Address = free_text(500)
+Unit = free_text(32)
 
 
 class StrictBody(BaseModel):

@@ -4,6 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
+from shared.schemas.text import free_text
+
 MAX_QUANTITY = 1_000_000_000
 # A level can grow past one command's quantity; counts and expectations may name any sane level.
 MAX_LEVEL = 10**15
@@ -15,9 +17,7 @@ Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
-# Free text: any printable characters; control characters (NUL, escapes) have no business in a name.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-Note = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
+Note = free_text(200)  # reference, reason: see shared/schemas/text.py
 
 LEDGER_TYPES = ("receive", "issue", "adjust", "count", "transfer_out", "transfer_in")
 
