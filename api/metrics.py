@@ -36,6 +36,11 @@ REJECTED = Counter("stock_commands_rejected_total",
                    "Command and batch submissions refused, by kind and reason (the problem type: "
                    "overloaded, rate-limited, validation-error, ...).", ["kind", "reason"])
 
+REFUSED_CONNECTIONS = Counter(
+    "stock_http_connections_refused_total",
+    "Requests the HTTP server refused before the app saw them, by reason (headers-too-large, "
+    "too-many-headers, header-timeout, too-many-connections).", ["reason"])
+
 # The routes that submit work, and the kind of job each submits.
 SUBMIT_ROUTES = {"/v1/commands": "command", "/v1/batches": "batch"}
 
@@ -56,6 +61,10 @@ def count_rejection(method: str, path: str, reason: str) -> None:
     kind = SUBMIT_ROUTES.get(path)
     if kind is not None and method == "POST":
         REJECTED.labels(kind, reason).inc()
+
+
+def count_refused_connection(reason: str) -> None:
+    REFUSED_CONNECTIONS.labels(reason).inc()
 
 
 def multiprocess_dir() -> str | None:

@@ -117,9 +117,9 @@ class Stack:
         # As bin/run: an empty directory where the API's processes add up their metrics.
         metrics_dir = tempfile.mkdtemp(prefix=f"stock-{name}-metrics-")
         self._metrics_dirs.append(metrics_dir)
-        self._spawn(name, [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                           "--port", str(port), "--workers", str(self.api_workers), "--loop", "uvloop",
-                           "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        self._spawn(name, [sys.executable, "-m", "api.server", "--host", "127.0.0.1",
+                           "--port", str(port), "--workers", str(self.api_workers),
+                           "--no-access-log", "--log-level", "warning"],
                     {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **settings},
                     f"http://127.0.0.1:{port}/readyz")
         return f"http://127.0.0.1:{port}"

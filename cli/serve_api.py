@@ -1,6 +1,7 @@
-"""Run the API (uvicorn) under bin/run's supervisord, and answer for every process it starts.
+"""Run the API (uvicorn, through api/server.py) under bin/run's supervisord, and answer for every
+process it starts.
 
-    python -m cli.serve_api GROUP_FILE UVICORN_ARGS...
+    python -m cli.serve_api GROUP_FILE SERVER_ARGS...     (the arguments of python -m api.server)
 
 supervisord watches the one process it started. uvicorn with `--workers N` starts more (its workers
 and multiprocessing's resource tracker) that do not watch their master: killed outright, the master
@@ -78,7 +79,7 @@ def kill_leftovers(group_file: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        print("usage: python -m cli.serve_api GROUP_FILE UVICORN_ARGS...", file=sys.stderr)
+        print("usage: python -m cli.serve_api GROUP_FILE SERVER_ARGS...", file=sys.stderr)
         return 2
     group_file = Path(argv[0])
     kill_leftovers(group_file)
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> int:
     # Until uvicorn runs, a stop request is only remembered; it is passed on right after the start.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda sig, _frame: stopping.append(sig))
-    uvicorn = subprocess.Popen([sys.executable, "-m", "uvicorn", *argv[1:]], process_group=0)
+    uvicorn = subprocess.Popen([sys.executable, "-m", "api.server", *argv[1:]], process_group=0)
     group_file.write_text(f"{uvicorn.pid}\n")
 
     def pass_on(sig: int, _frame: object) -> None:

@@ -58,9 +58,8 @@ def api_program(run_dir: Path, profile: str) -> Program:
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     return Program(
         "api",
-        [sys.executable, "-m", "cli.serve_api", str(run_dir / "api.pgid"), "api.main:app",
-         "--host", host, "--port", port, "--workers", str(api_processes(profile)),
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
+        [sys.executable, "-m", "cli.serve_api", str(run_dir / "api.pgid"),
+         "--host", host, "--port", port, "--workers", str(api_processes(profile)), "--no-access-log"],
         # serve_api stops uvicorn within its own limits; this is only in case it does not.
         stop_wait_seconds=serve_api.STOP_SECONDS + 2 * serve_api.GRACE_SECONDS + 5,
         # The API's processes add up their metrics through files there (prometheus-client

@@ -1,11 +1,13 @@
 """Liveness, readiness and metrics; no API key needed."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import SessionDep, StatusBoardDep
 from api.metrics import exposition
+from api.problems import not_found
+from shared.settings import get_settings
 
 router = APIRouter()
 
@@ -30,8 +32,12 @@ def readyz(session: SessionDep, board: StatusBoardDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format. No key, like /healthz: keep the port where only the monitoring
-    network reaches it (docs/operations.md). It shows counts and routes, never ids or keys."""
+def metrics(request: Request) -> Response:
+    """Prometheus text format. No key, like /healthz: with API_METRICS_PORT set it answers on that
+    port only, which docker-compose.yml leaves unpublished (docs/operations.md). It shows counts
+    and routes, never ids or keys."""
+    port = get_settings().api_metrics_port
+    if port and (request.scope.get("server") or ("", 0))[1] != port:
+        raise not_found("This path")
     body, media_type = exposition()
     return Response(body, media_type=media_type)

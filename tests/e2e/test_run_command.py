@@ -73,7 +73,7 @@ class BinRun:
         return next(m for m in self.members() if "-m cli.serve_api " in m.command)
 
     def api_masters(self) -> list[Member]:
-        return [m for m in self.members() if "-m uvicorn api.main:app " in m.command]
+        return [m for m in self.members() if "-m api.server " in m.command]
 
     def api_master(self) -> Member:
         masters = self.api_masters()

@@ -67,10 +67,10 @@ def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Proc
     port = free_port()
     # As bin/run does: an empty directory where the API's processes add up their metrics.
     metrics_dir = tempfile.mkdtemp(prefix="stock-api-metrics-")
-    api = Process(f"api-{port}", [sys.executable, "-m", "uvicorn", "api.main:app",
+    # As bin/run: api/server.py, uvicorn with the header and connection limits.
+    api = Process(f"api-{port}", [sys.executable, "-m", "api.server",
                                   "--host", "127.0.0.1", "--port", str(port),
-                                  "--workers", str(workers), "--loop", "uvloop",
-                                  "--http", "httptools", "--no-access-log"],
+                                  "--workers", str(workers), "--no-access-log"],
                   {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **(env or {})})
     api.on_stop(lambda: shutil.rmtree(metrics_dir, ignore_errors=True))
     base = f"http://127.0.0.1:{port}"
