@@ -45,7 +45,8 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 _SECRETS = [
     (re.compile(r"\b(sk_[0-9a-f]{12})_[A-Za-z0-9_-]+"), r"\1_[redacted]"),
     (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;]+"), r"\1 [redacted]"),
-    (re.compile(r"(://[^:/@\s]+):[^@/\s]+@"), r"\1:[redacted]@"),  # a password in a URL
+    # A password in a URL, also with no user name (redis://:secret@host).
+    (re.compile(r"(://[^:/@\s]*):[^@/\s]+@"), r"\1:[redacted]@"),
 ]
 
 

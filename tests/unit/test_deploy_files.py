@@ -144,19 +144,67 @@ def test_no_service_is_privileged(services):
         assert service.get("network_mode") != "host", name
 
 
-def test_passwords_are_substituted_not_written_in(services):
+# ${VAR:?message}: no default, compose refuses to start without it.
+REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")
+PASSWORDS = ["API_KEY_PEPPER", "MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "REDIS_PASSWORD",
+             "GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_passwords_are_required_not_defaulted(services):
+    """Issue 18: compose fell back to default passwords for MySQL and Grafana."""
     for name, service in services.items():
         environment = service.get("environment") or {}
         for key, value in environment.items():
-            if "PASSWORD" in key:
-                assert re.fullmatch(r"\$\{\w+(:?-[^}]*)?\}", str(value)), f"{name}.{key}"
+            if "PASSWORD" in key or key in {"REDISCLI_AUTH", "API_KEY_PEPPER"}:
+                assert REQUIRED.fullmatch(str(value)), f"{name}.{key} = {value}"
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"\$\{\w*(PASSWORD|PEPPER)\w*:?-", text), "a password with a default"
+    assert {m.group(1) for m in REQUIRED.finditer(text)} == set(PASSWORDS)
+
+
+@pytest.mark.parametrize("missing", PASSWORDS)
+def test_compose_refuses_to_run_without_each_password(missing):
+    env = {**os.environ, **{name: "set-for-the-test" for name in PASSWORDS}}
+    del env[missing]
+    result = subprocess.run([*compose_command(), "-f", str(COMPOSE_FILE), "config", "-q"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+    assert result.returncode != 0 and missing in result.stderr + result.stdout
+
+
+def test_redis_has_a_password_that_every_client_gives(services):
+    """Issue 18: Redis had no password."""
+    redis_service = services["redis"]
+    assert REQUIRED.fullmatch(option_value(command_args(redis_service), "--requirepass"))
+    assert "REDISCLI_AUTH" in redis_service["environment"]  # the healthcheck's redis-cli
+    for name in [ONE_SHOT, *APP_SERVICES]:
+        url = services[name]["environment"]["REDIS_URL"]
+        assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/\d+", url), name
+
+
+def test_metrics_are_not_published_outside_the_compose_network(services):
+    """Issue 18: the API's and the workers' metrics reachable on the internal network only."""
+    api, worker = services["api"], services["worker"]
+    assert [str(p).rsplit(":", 1)[-1] for p in api["ports"]] == ["8000"]
+    metrics_port = api["environment"]["API_METRICS_PORT"]
+    assert metrics_port != "8000" and metrics_port in [str(p) for p in api["expose"]]
+    assert "ports" not in worker
+    assert worker["environment"]["WORKER_METRICS_PORT"] in map(str, worker["expose"])
+    for name in ("prometheus", "grafana"):
+        assert all(str(p).startswith("127.0.0.1:") for p in services[name]["ports"]), name
+
+
+def test_no_comment_forbids_a_second_consumer():
+    """The slot locks keep order with any number of consumers (docs/design.md)."""
+    for path in (COMPOSE_FILE, REPO / "Dockerfile.worker"):
+        text = path.read_text().lower()
+        assert "one consumer" not in text and "exactly one" not in text, path.name
 
 
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
 def test_app_services_reach_mysql_and_redis_by_service_name(services, name):
     environment = services[name]["environment"]
     assert re.match(r"mysql\+pymysql://[^@]+@mysql:3306/\w+$", environment["DATABASE_URL"])
-    assert re.match(r"redis://redis:6379/\d+$", environment["REDIS_URL"])
+    assert re.match(r"redis://:[^@]+@redis:6379/\d+$", environment["REDIS_URL"])
 
 
 def test_worker_consumes_every_shard_queue_with_one_process(services):
@@ -166,7 +214,9 @@ def test_worker_consumes_every_shard_queue_with_one_process(services):
     queues = set(option_value(args, "-Q", "--queues").split(","))
     assert queues == {f"stock.{shard}" for shard in range(shard_count)}
     assert option_value(args, "-P", "--pool") == "solo", "one batch at a time, in the worker process"
-    assert worker.get("deploy", {}).get("replicas", 1) == 1, "one consumer per shard queue"
+    # Several replicas by default, and any number is safe: every worker consumes every queue.
+    assert worker["deploy"]["replicas"] >= 2
+    assert "container_name" not in worker and "hostname" not in worker, "replicas need names of their own"
 
 
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
@@ -213,7 +263,7 @@ def compose_command() -> list[str]:
 def test_docker_compose_accepts_the_file():
     result = subprocess.run([*compose_command(), "-f", str(COMPOSE_FILE), "config", "-q"],
                             capture_output=True, text=True, cwd=REPO, timeout=120,
-                            env={**os.environ, "API_KEY_PEPPER": "compose-config-check"})
+                            env={**os.environ, **{name: "compose-config-check" for name in PASSWORDS}})
     assert result.returncode == 0, result.stderr
 
 

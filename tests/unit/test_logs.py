@@ -49,3 +49,13 @@ def test_keys_tokens_url_passwords_and_the_pepper_are_masked():
     text = json.dumps(line)
     assert "S3cr3t" not in text and "abc.def" not in text and "hunter2" not in text and "p3pp3r" not in text
     assert "sk_0123456789ab_[redacted]" in line["message"]  # the prefix still names the key
+
+
+def test_a_password_only_url_is_masked():
+    """Issue 18: `redis://:secret@host` was logged as it was (the mask wanted a user name)."""
+    line = _line("broker at %s, backend at %s", "redis://:s3cret-pw@redis:6379/0",
+                 "amqp://guest:hunter2@rabbit:5672//")
+    assert "s3cret-pw" not in line["message"] and "hunter2" not in line["message"]
+    assert "redis://:[redacted]@redis:6379/0" in line["message"]
+    assert "amqp://guest:[redacted]@rabbit" in line["message"]
+    assert _line("see http://example.invalid/a:b@c")["message"].startswith("see http://")

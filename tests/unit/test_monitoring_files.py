@@ -72,14 +72,32 @@ def test_bind_mounts_name_files_in_the_repository(services):
             assert (REPO / source).exists(), f"{name} mounts missing {source}"
 
 
+def _targets(job: dict[str, Any]) -> list[tuple[str, int]]:
+    """(service, port) of a scrape job: static targets, and DNS names (every replica of a service)."""
+    targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1]))
+               for static in job.get("static_configs", []) for t in static["targets"]]
+    for dns in job.get("dns_sd_configs", []):
+        assert dns.get("type", "SRV") == "A", "compose's DNS answers A records, one per replica"
+        targets += [(name, int(dns["port"])) for name in dns["names"]]
+    return targets
+
+
 def test_every_scrape_target_is_a_compose_service_listening_on_that_port(services, scrape_config):
-    targets = [target for job in scrape_config["scrape_configs"]
-               for static in job["static_configs"] for target in static["targets"]]
-    assert {"stock-api", "stock-worker"} <= {job["job_name"] for job in scrape_config["scrape_configs"]}
-    for target in targets:
-        host, port = target.rsplit(":", 1)
-        assert host in services, f"scrape target {target}: no service {host}"
-        assert int(port) in _listening_ports(host, services[host]), f"{host} does not listen on {port}"
+    jobs = {job["job_name"]: job for job in scrape_config["scrape_configs"]}
+    assert {"stock-api", "stock-worker"} <= set(jobs)
+    for job in jobs.values():
+        for host, port in _targets(job):
+            assert host in services, f"scrape target {host}:{port}: no service {host}"
+            assert port in _listening_ports(host, services[host]), f"{host} does not listen on {port}"
+
+
+def test_every_worker_and_api_replica_is_scraped(services, scrape_config):
+    """Several worker replicas, each serving 9200 in its own container: found by DNS, not listed."""
+    jobs = {job["job_name"]: job for job in scrape_config["scrape_configs"]}
+    worker_port = int(services["worker"]["environment"]["WORKER_METRICS_PORT"])
+    assert _targets(jobs["stock-worker"]) == [("worker", worker_port)]
+    assert _targets(jobs["stock-api"]) == [("api", int(services["api"]["environment"]["API_METRICS_PORT"]))]
+    assert not jobs["stock-worker"].get("static_configs") and not jobs["stock-api"].get("static_configs")
 
 
 def test_the_worker_serves_metrics_where_prometheus_looks(services):
