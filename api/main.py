@@ -13,7 +13,7 @@ from api.accept.fast_path import FastCommands
 from api.accept.publisher import get_publisher
 from api.accept.waiters import get_waiters
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, commands, health, jobs, stock
+from api.routes import catalog, commands, docs, health, jobs, stock
 from api.routes.commands import BATCHES_PATH
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
@@ -39,13 +39,17 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     # FastAPI's own OpenTelemetry layer is off: metrics and logs are ours (api/telemetry.py), and
     # it asked the global providers on every request whether anyone listens (a few % of the loop).
+    # /docs and /redoc are served from the service's own assets (api/routes/docs.py), not FastAPI's
+    # pages, which load Swagger UI and ReDoc from a CDN.
     app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
                   description="Stock commands are queued and applied exactly once; see docs/design.md.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None)
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
     for module in (commands, jobs, stock, catalog, health):
         app.include_router(module.router)
+    docs.install(app)
     # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.
     app.add_middleware(FastCommands)
     settings = get_settings()

@@ -2,16 +2,20 @@
 # is named at once instead of failing a test halfway through the run:
 # - docker compose (Docker's plugin) or Debian's docker-compose, which needs no Docker engine:
 #   tests/unit/test_deploy_files.py checks docker-compose.yml against the Compose Specification;
-# - wrk, the benchmark's load driver: tests/unit/test_bench_drivers.py runs it.
+# - wrk, the benchmark's load driver: tests/unit/test_bench_drivers.py runs it;
+# - chromium and chromedriver (Debian's chromium-driver): tests/e2e/test_docs_offline.py renders
+#   /docs in a headless browser with no network.
 # Missing ones are installed with apt-get where that can be done without asking (as root, or with
 # sudo that needs no password); otherwise bin/test stops and says how to install them.
 
 have_compose() { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; }
 have_wrk() { command -v wrk >/dev/null 2>&1; }
+have_chromium() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
 
 missing_test_programs() {
   have_compose || echo docker-compose
   have_wrk || echo wrk
+  have_chromium || echo chromium chromium-driver
 }
 
 ensure_test_programs() {

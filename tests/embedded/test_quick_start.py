@@ -53,7 +53,7 @@ def env(data_dir: Path) -> dict[str, str]:
 def api_key(env: dict[str, str]) -> str:
     """What bin/run does before starting the processes: migrate, then make a key."""
     _run(env, "cli.prestart")
-    created = _run(env, "cli.keys", "create", "--name", "quick-start", "--scopes", "read,write")
+    created = _run(env, "cli.keys", "create", "--name", "quick-start", "--scopes", "read,write,catalog")
     return next(word for word in created.stdout.split() if word.startswith("sk_"))
 
 
