@@ -58,12 +58,15 @@ def validation_problem(errors: list[dict[str, Any]]) -> Problem:
 _ERRORS = {
     400: "The body is not valid JSON (`/problems/malformed-json`).",
     401: "Missing or invalid API key (`/problems/unauthorized`).",
-    403: "The API key lacks the scope (`/problems/forbidden`).",
+    403: "The API key lacks the scope (`/problems/forbidden`), or is not limited to a warehouse the "
+         "request names (`/problems/forbidden-warehouse`).",
     404: "Not found (`/problems/not-found`).",
     409: "It already exists (`/problems/conflict`).",
     413: "The body or the batch is too large (`/problems/payload-too-large`).",
     422: "The request is not valid (`/problems/validation-error`, with `errors`).",
-    429: "The API key is over its rate (`/problems/rate-limited`); see `Retry-After`.",
+    431: "The request line and headers are too large, or too many (`/problems/headers-too-large`).",
+    429: "The API key is over its rate, or the address over its invalid keys "
+         "(`/problems/rate-limited`); see `Retry-After`.",
     503: "Overloaded or the queue is unavailable; see `Retry-After`.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
@@ -92,7 +95,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 def _statuses(method: str, operation: dict[str, Any]) -> list[int]:
     """The error statuses an operation can answer with (API.md), from what it is."""
-    statuses = [401, 403, 422, 429]
+    statuses = [401, 403, 422, 429, 431]
     if "requestBody" in operation:
         statuses += [400, 413]
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):
@@ -106,12 +109,15 @@ def _statuses(method: str, operation: dict[str, Any]) -> list[int]:
 
 def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
     """Say in the OpenAPI document what the handlers here do: every /v1 error is a problem
-    (FastAPI would document its own 422 body, which this API never sends), and /metrics is text."""
+    (FastAPI would document its own 422 body, which this API never sends), and /metrics is text.
+    The HTTP server refuses headers that are too large before any route (api/http_limits.py): 431
+    on every operation."""
     spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            responses["431"] = {"description": _ERRORS[431], "content": problem}
             if path.startswith("/v1/"):
                 for status in _statuses(method, operation):
                     response = {"description": _ERRORS[status], "content": problem}

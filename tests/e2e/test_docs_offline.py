@@ -94,7 +94,8 @@ def test_the_pages_allow_scripts_and_connections_to_the_service_only(api_url, br
     assert "script-src 'self'" in policy and "connect-src 'self'" in policy
     browser.get_log("browser")  # what earlier pages logged
     browser.get(f"{api_url}{page}")
-    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock, [data-section-id]"))
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock, [data-section-id]"))
     refused = [entry["message"] for entry in browser.get_log("browser")
                if "Content Security Policy" in entry["message"]]
     # Only ReDoc's maker's logo, which it would fetch from a CDN (and which shows the log is read).

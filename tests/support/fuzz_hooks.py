@@ -6,6 +6,9 @@ Loaded by the schemathesis CLI (tests/e2e/test_fuzz.py, bin/fuzz) with
 - Checks: the built-in ones see that responses match the OpenAPI document; these see what API.md
   says beyond it: every error is RFC 9457 problem+json whose `status` is the HTTP status, and no
   error shows a stack trace or SQL.
+- Headers: beside the header parameters the document declares, a request may carry odd ones (a
+  request id, an origin, a forwarded address, made-up names; values of any Latin-1 text up to a few
+  kilobytes, so some requests are over the server's header limit and must get a problem 431).
 - Known codes: random warehouse codes and SKUs almost never exist, so without help every stock
   command fails as unknown-warehouse and no worker ever moves stock. With FUZZ_WAREHOUSES and
   FUZZ_SKUS (comma-separated, made by the caller; FUZZ_JOBS likewise), generated path parameters,
@@ -127,3 +130,29 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrat
     if isinstance(commands, list) and 0 < len(commands) <= 100:  # a batch: aim each line
         return st.tuples(*map(_aimed, commands)).map(lambda lines: {**body, "commands": list(lines)})
     return _aimed(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers: each case as it is, or with odd headers added.
+
+HEADER_NAMES = st.one_of(
+    st.sampled_from(["X-Request-ID", "Accept", "Accept-Encoding", "Accept-Language", "Content-Encoding",
+                     "Origin", "Referer", "X-Forwarded-For", "X-Forwarded-Proto", "Forwarded", "Cookie",
+                     "User-Agent", "Cache-Control", "If-None-Match", "Range"]),
+    st.from_regex(r"\AX-[A-Za-z0-9-]{1,40}\Z"))
+# Latin-1 without controls, and without leading or trailing spaces (HTTP clients refuse those).
+HEADER_VALUES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
+                                      exclude_characters="\x7f" + "".join(map(chr, range(0x80, 0xA0)))),
+                        max_size=3000).map(str.strip)
+
+
+@schemathesis.hook
+def flatmap_case(context: schemathesis.HookContext, case: schemathesis.Case) -> st.SearchStrategy:
+    def with_headers(extra: dict[str, str]) -> schemathesis.Case:
+        for name, value in extra.items():
+            if name not in case.headers:  # the document's own parameters keep their generated values
+                case.headers[name] = value
+        return case
+
+    extra = st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=12)
+    return st.one_of(st.just(case), extra.map(with_headers))
