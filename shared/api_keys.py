@@ -72,7 +72,7 @@ def parse_warehouses(text: str) -> frozenset[str]:
 def create_key(session: Session, *, name: str, scopes: frozenset[str],
                warehouses: frozenset[str] | None = None) -> str:
     """Store a new key and return it in full: the only time it is ever seen. A key's scopes and
-    warehouses never change afterwards (the API keeps them, shared/key_cache.py): to change them,
+    warehouses never change afterwards (the API keeps them, api/accept/known_keys.py): to change them,
     make a new key and revoke the old one."""
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
