@@ -210,9 +210,9 @@ class JobWriter(GroupThread):
 
     def _insert(self, conn: Connection, fresh: list[Submission]) -> list[Submission]:
         """Write the jobs; return those written. A job is written only if its key is still not
-        revoked; the others are settled KeyRevoked. Each
-        statement is its own transaction (the connection autocommits), so a group of large batches
-        is written in statements of at most about MAX_INSERT_BYTES, each all or nothing."""
+        revoked; the others are settled KeyRevoked. Each statement is its own transaction (the
+        connection autocommits), so a group of large batches is written in statements of at most
+        about MAX_INSERT_BYTES, each all or nothing."""
         written: list[Submission] = []
         for chunk in _by_size(fresh):
             try:
