@@ -1,7 +1,7 @@
 """`Authorization: Bearer <api key>` on every /v1 route, decided before the body is read.
 
 FastAPI reads and parses a request's body before it solves the route's dependencies, so a
-dependency that checks the key comes too late: an unauthenticated 8 MB batch would be parsed
+dependency that checks the key comes too late: an unauthenticated large batch would be parsed
 first. So the /v1 routers use `GuardedRoute`: its handler asks for the decision (api/access.py:
 key, rate, scope) first, and only then lets FastAPI read the body, which it parses refusing
 duplicate keys (api/strict_json.py). `require(scope)` names the scope a route needs (and puts the

@@ -1,11 +1,11 @@
 """uvicorn's httptools protocol with the limits it lacks: header size and count, the time headers
 may take to arrive, and the connections one process serves.
 
-httptools is uvicorn's fast HTTP parser, and has no limit on headers (a 1 MB header and 20,000
-headers were answered 200; 20 unfinished 5 MB headers took the API from 242 to 307 MB), no time
-limit on headers that trickle in (300 such connections stayed open for 30 s and more), and uvicorn
-runs it without a connection limit unless told. h11 has a header size limit but no count or time
-limit, and is slower (docs/operations.md, Limits, has the measurements). So this subclass counts:
+httptools is uvicorn's fast HTTP parser, and has no limit on header size or count (unfinished
+headers grow the process until they end), no time limit on headers that trickle in, and uvicorn
+runs it without a connection limit unless told (issue 18 has what a hostile client did with that).
+h11 has a header size limit but no count or time limit, and is slower (docs/performance.md has the
+measurements). So this subclass counts:
 
 - the bytes of a request's line and headers, as they arrive (also a header not finished yet) and as
   parsed: over MAX_HEADER_BYTES, 431 and the connection is closed;

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     db_pool_overflow: int = Field(default=10, ge=0)
 
     max_batch_lines: int = Field(default=10_000, ge=1)
-    # Request bodies: a batch may be large (10,000 lines of about 100 bytes, with room for long
+    # Request bodies: a batch may be large (up to MAX_BATCH_LINES lines, with room for long
     # references); every other body is one command or one catalog entry, a few kilobytes at most.
     max_batch_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
