@@ -13,7 +13,7 @@ from api.accept.fast_path import FastCommands
 from api.accept.publisher import get_publisher
 from api.accept.waiters import get_waiters
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, commands, health, jobs, stock
+from api.routes import catalog, commands, events, health, jobs, reorder_points, stock, webhooks
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
 from shared.settings import get_settings
@@ -43,7 +43,7 @@ def create_app() -> FastAPI:
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
-    for module in (commands, jobs, stock, catalog, health):
+    for module in (commands, jobs, stock, reorder_points, catalog, events, webhooks, health):
         app.include_router(module.router)
     # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.
     app.add_middleware(FastCommands)
