@@ -229,6 +229,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("subscription_id", "event_position"),
         Index(None, "status", "next_attempt_at"),
         Index(None, "subscription_id", "status", "id"),
+        Index(None, "claim"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -237,7 +238,9 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
-    # While `delivering`: when the attempt counts as lost (its worker died) and is tried again.
+    # While `delivering`: the claim (one task's chunk of deliveries to one receiver) and when the
+    # attempt counts as lost (its worker died) and is tried again.
+    claim: Mapped[str | None] = mapped_column(String(32))
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))

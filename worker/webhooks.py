@@ -26,8 +26,9 @@ CLAIM_MARGIN_SECONDS = 30.0
 
 
 @celery_app.task(name=DELIVER_TASK)
-def deliver_webhook(delivery_id: int) -> str:
-    return deliver(delivery_id)
+def deliver_webhooks(claim: str) -> list[str]:
+    """One claim's deliveries, to one receiver (shared/webhooks/deliver.py)."""
+    return deliver(claim)
 
 
 class Dispatcher:
@@ -43,7 +44,8 @@ class Dispatcher:
         self._stopped.set()
 
     def dispatch_once(self) -> int:
-        """Fan out new events, release lost claims, send the due deliveries; returns how many."""
+        """Fan out new events, release lost claims, send the due deliveries; returns how many
+        claims it sent."""
         settings = get_settings()
         retries = settings.max_transaction_retries
         while run_in_transaction(lambda s: dispatch.fan_out(s, utcnow()), max_lock_retries=retries,
@@ -56,8 +58,8 @@ class Dispatcher:
             lambda s: dispatch.claim_due(s, utcnow(), max_in_flight=settings.webhook_max_in_flight,
                                          claim_seconds=claim_seconds),
             max_lock_retries=retries, name="webhook_claims")
-        for delivery_id in claimed:
-            celery_app.send_task(DELIVER_TASK, args=[delivery_id], queue=webhooks_queue())
+        for claim in claimed:
+            celery_app.send_task(DELIVER_TASK, args=[claim], queue=webhooks_queue())
         if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
             retention = timedelta(days=settings.event_retention_days)
             run_in_transaction(lambda s: dispatch.clean_up(s, utcnow(), retention), max_lock_retries=retries,

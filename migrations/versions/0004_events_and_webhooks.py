@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('next_attempt_at', TIMESTAMP, nullable=False),
+        sa.Column('claim', sa.String(length=32), nullable=True),
         sa.Column('claimed_until', TIMESTAMP, nullable=True),
         sa.Column('last_status_code', sa.Integer(), nullable=True),
         sa.Column('last_error', sa.String(length=500), nullable=True),
@@ -79,6 +80,7 @@ def upgrade() -> None:
                     ['status', 'next_attempt_at'], unique=False)
     op.create_index(op.f('ix_webhook_delivery_subscription_id_status_id'), 'webhook_delivery',
                     ['subscription_id', 'status', 'id'], unique=False)
+    op.create_index(op.f('ix_webhook_delivery_claim'), 'webhook_delivery', ['claim'], unique=False)
     dispatch = op.create_table(
         'webhook_dispatch',
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
@@ -89,6 +91,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('webhook_dispatch')
+    op.drop_index(op.f('ix_webhook_delivery_claim'), table_name='webhook_delivery')
     op.drop_index(op.f('ix_webhook_delivery_subscription_id_status_id'), table_name='webhook_delivery')
     op.drop_index(op.f('ix_webhook_delivery_status_next_attempt_at'), table_name='webhook_delivery')
     op.drop_table('webhook_delivery')

@@ -1,6 +1,7 @@
-"""One attempt at one delivery: sign the event as the Standard Webhooks specification says (the
-`standardwebhooks` package), POST it to the receiver's checked address, and record how it went.
-No database transaction is open while the receiver is being waited for."""
+"""One task's attempts: the deliveries of one claim (shared/webhooks/dispatch.py), all to one
+receiver, sent one after another over one kept-alive connection to the address that was checked,
+each signed as the Standard Webhooks specification says (the `standardwebhooks` package); then how
+each went is recorded. No database transaction is open while the receiver is being waited for."""
 
 import json
 import logging
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -25,69 +26,90 @@ from shared.webhooks.subscriptions import ACTIVE, disable
 
 log = logging.getLogger(__name__)
 
+GONE = 410
+
 
 @dataclass(frozen=True)
-class Attempt:
-    """What to send, read in a short transaction before sending."""
-
+class Message:
     delivery_id: int
-    subscription_id: str
-    url: str
-    secret: str
-    message_id: str
+    message_id: str  # the event's id: receivers deduplicate on it
     body: str
     event_created_at: datetime
 
 
-def deliver(delivery_id: int) -> str:
-    """Attempt the delivery if it is still claimed; returns how it went (for the metrics): succeeded,
-    retry, failed (given up), gone (the receiver answered 410), or skipped."""
-    with session_scope() as session:
-        attempt = _read(session, delivery_id)
-    if attempt is None:
-        return "skipped"
-    status_code, error = _post(attempt, get_settings())
-    with session_scope() as session:
-        outcome = _record(session, attempt, status_code, error, get_settings())
-    WEBHOOK_DELIVERIES.labels(outcome).inc()
-    return outcome
+@dataclass(frozen=True)
+class Claim:
+    subscription_id: str
+    url: str
+    secret: str
+    messages: list[Message]
 
 
-def _read(session: Session, delivery_id: int) -> Attempt | None:
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.status != DELIVERING:
-        return None
-    subscription = session.get(WebhookSubscription, delivery.subscription_id)
-    event = session.get(Event, delivery.event_position)
-    if subscription is None or subscription.status != ACTIVE or event is None:
-        delivery.status = FAILED
-        delivery.last_error = "the subscription or the event is gone"
+def deliver(claim: str) -> list[str]:
+    """Attempt the claim's deliveries; returns how each went (for the metrics and tests)."""
+    with session_scope() as session:
+        work = _read(session, claim)
+    if work is None:
+        return []
+    settings = get_settings()
+    answers = _send(work, settings)
+    with session_scope() as session:
+        outcomes = _record(session, work, answers, settings)
+    for outcome in outcomes:
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
+    return outcomes
+
+
+def _read(session: Session, claim: str) -> Claim | None:
+    deliveries = list(session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.claim == claim, WebhookDelivery.status == DELIVERING).order_by(WebhookDelivery.id)))
+    if not deliveries:
+        return None  # released meanwhile (it ran out), or done
+    subscription = session.get(WebhookSubscription, deliveries[0].subscription_id)
+    if subscription is None or subscription.status != ACTIVE:
+        for delivery in deliveries:
+            delivery.status, delivery.last_error = FAILED, "the subscription is disabled or gone"
         return None
     key = session.get(ApiKey, subscription.api_key_id)
     viewer = Viewer(subscription.api_key_id, bool(key and "admin" in key.scopes.split(",")))
-    body = json.dumps(shown(event, viewer), separators=(",", ":"))
-    return Attempt(delivery.id, subscription.id, subscription.url, unseal(subscription.secret),
-                   public_id(event.position), body, event.created_at)
+    events = {e.position: e for e in session.scalars(
+        select(Event).where(Event.position.in_([d.event_position for d in deliveries])))}
+    messages = []
+    for delivery in deliveries:
+        event = events.get(delivery.event_position)
+        if event is None:  # past retention
+            delivery.status, delivery.last_error = FAILED, "the event is no longer kept"
+            continue
+        messages.append(Message(delivery.id, public_id(event.position),
+                                json.dumps(shown(event, viewer), separators=(",", ":")), event.created_at))
+    return Claim(subscription.id, subscription.url, unseal(subscription.secret), messages)
 
 
-def _post(attempt: Attempt, settings: Settings) -> tuple[int | None, str | None]:
-    """The receiver's status code, or why there was none."""
+def _send(work: Claim, settings: Settings) -> list[tuple[int | None, str | None]]:
+    """Each message's status code, or why there was none."""
     try:
-        target = addresses.check(attempt.url, allow_private=settings.webhook_allow_private_addresses)
+        target = addresses.check(work.url, allow_private=settings.webhook_allow_private_addresses)
     except addresses.RefusedAddress as refused:
-        return None, str(refused)
-    now = datetime.now(UTC)
-    headers = {"content-type": "application/json", "webhook-id": attempt.message_id,
-               "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": Webhook(attempt.secret).sign(attempt.message_id, now, attempt.body),
-               "user-agent": "stock-command-service webhooks"}
-    try:
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                          transport=_PinnedTransport(target)) as client:
-            response = client.post(attempt.url, content=attempt.body, headers=headers)
-        return response.status_code, None
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
+        return [(None, str(refused))] * len(work.messages)
+    signer = Webhook(work.secret)
+    answers: list[tuple[int | None, str | None]] = []
+    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+                      transport=_PinnedTransport(target)) as client:
+        for message in work.messages:
+            if answers and answers[-1][0] == GONE:
+                answers.append((GONE, "not sent: the receiver answered 410 Gone"))
+                continue
+            now = datetime.now(UTC)
+            headers = {"content-type": "application/json", "webhook-id": message.message_id,
+                       "webhook-timestamp": str(int(now.timestamp())),
+                       "webhook-signature": signer.sign(message.message_id, now, message.body),
+                       "user-agent": "stock-command-service webhooks"}
+            try:
+                response = client.post(work.url, content=message.body, headers=headers)
+                answers.append((response.status_code, None))
+            except httpx.HTTPError as exc:
+                answers.append((None, f"{type(exc).__name__}: {exc}"[:500]))
+    return answers
 
 
 class _PinnedTransport(httpx.HTTPTransport):
@@ -104,27 +126,38 @@ class _PinnedTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _record(session: Session, attempt: Attempt, status_code: int | None, error: str | None,
-            settings: Settings) -> str:
-    delivery = session.get(WebhookDelivery, attempt.delivery_id)
-    if delivery is None:
-        return "skipped"
+def _record(session: Session, work: Claim, answers: list[tuple[int | None, str | None]],
+            settings: Settings) -> list[str]:
     now = utcnow()
-    delivery.last_status_code, delivery.last_error, delivery.claimed_until = status_code, error, None
-    if status_code is not None and 200 <= status_code < 300:
-        delivery.status, delivery.delivered_at = SUCCEEDED, now
-        WEBHOOK_LAG.observe(max((now - attempt.event_created_at).total_seconds(), 0.0))
-        return "succeeded"
-    if status_code == 410:
-        delivery.status = FAILED
-        subscription = session.get(WebhookSubscription, attempt.subscription_id)
+    outcomes = []
+    deliveries = {d.id: d for d in session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.id.in_([m.delivery_id for m in work.messages])))}
+    for message, (status_code, error) in zip(work.messages, answers, strict=True):
+        delivery = deliveries.get(message.delivery_id)
+        if delivery is not None:
+            outcomes.append(_one(delivery, message, status_code, error, now, settings))
+    if GONE in (code for code, _ in answers):
+        subscription = session.get(WebhookSubscription, work.subscription_id)
         if subscription is not None:
             disable(subscription, "the receiver answered 410 Gone")
             session.execute(update(WebhookDelivery).where(
                 WebhookDelivery.subscription_id == subscription.id,
-                WebhookDelivery.status.in_((PENDING, DELIVERING)), WebhookDelivery.id != delivery.id)
+                WebhookDelivery.status.in_((PENDING, DELIVERING)))
                 .values(status=FAILED, last_error="the subscription was disabled"))
-        log.warning("webhook subscription %s disabled: its receiver answered 410", attempt.subscription_id)
+            log.warning("webhook subscription %s disabled: its receiver answered 410", work.subscription_id)
+    return outcomes
+
+
+def _one(delivery: WebhookDelivery, message: Message, status_code: int | None, error: str | None,
+         now: datetime, settings: Settings) -> str:
+    delivery.last_status_code, delivery.last_error = status_code, error
+    delivery.claim, delivery.claimed_until = None, None
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status, delivery.delivered_at = SUCCEEDED, now
+        WEBHOOK_LAG.observe(max((now - message.event_created_at).total_seconds(), 0.0))
+        return "succeeded"
+    if status_code == GONE:
+        delivery.status = FAILED
         return "gone"
     if (now - delivery.created_at).total_seconds() >= settings.webhook_give_up_after_seconds:
         delivery.status = FAILED
@@ -139,5 +172,4 @@ def backoff(attempts: int, settings: Settings) -> float:
     the cap, with jitter between half and all of it, so receivers coming back are not hit by
     every retry at once."""
     doubled = settings.webhook_retry_base_seconds * 2 ** (attempts - 1)
-    ceiling = min(settings.webhook_retry_max_seconds, doubled)
-    return ceiling * random.uniform(0.5, 1.0)
+    return min(settings.webhook_retry_max_seconds, doubled) * random.uniform(0.5, 1.0)

@@ -3,12 +3,13 @@ thread, worker/webhooks.py; any number of them may run: each step takes its rows
 
 - `fan_out`: the events after the dispatch cursor, up to the last committed position, become one
   delivery per matching active subscription, and the cursor moves past them, in one transaction;
-- `claim_due`: pending deliveries whose time has come, at most WEBHOOK_MAX_IN_FLIGHT per
-  subscription at once, become `delivering` until their claim runs out;
+- `claim_due`: pending deliveries whose time has come become `delivering` under claims, one per
+  task, at most WEBHOOK_MAX_IN_FLIGHT claims per subscription at once, until the claim runs out;
 - `release_lost`: a claim that ran out (its worker died mid-attempt) is pending again;
 - `clean_up`: events and deliveries older than EVENT_RETENTION_DAYS are deleted.
 """
 
+import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from shared.webhooks.subscriptions import ACTIVE
 
 PENDING, DELIVERING, SUCCEEDED, FAILED = "pending", "delivering", "succeeded", "failed"
 FAN_OUT_BATCH = 1000
+# Most deliveries one task sends (one after another, on one kept-alive connection).
+CLAIM_SIZE = 50
 # Events that concern one key's own job (another key's subscription never gets them).
 _OWNED = (JOB_COMPLETED, RESERVATION_EXPIRED)
 
@@ -60,34 +63,48 @@ def _wants(subscription: WebhookSubscription, event: Row[Any]) -> bool:
     return subscription.warehouses is None or event.warehouse in subscription.warehouses
 
 
-def claim_due(session: Session, now: datetime, *, max_in_flight: int, claim_seconds: float) -> list[int]:
-    """The deliveries this worker is now to attempt (their attempt counted): for each active
-    subscription, its due ones, oldest first, as many as it has room for in flight. Asked per
-    subscription, so one slow receiver with a long queue keeps no other waiting."""
-    in_flight = Counter(dict(session.execute(
-        select(WebhookDelivery.subscription_id, func.count())
+def claim_due(session: Session, now: datetime, *, max_in_flight: int, claim_seconds: float) -> list[str]:
+    """Claims for this worker's tasks (their deliveries' attempts counted): for each active
+    subscription, its due deliveries, oldest first, shared out over as many claims as it has room
+    for in flight (each claim is one task sending its deliveries one after another on one
+    connection, so a receiver never has more than WEBHOOK_MAX_IN_FLIGHT requests at once). Asked
+    per subscription, so one slow receiver with a long queue keeps no other waiting."""
+    busy = Counter(dict(session.execute(
+        select(WebhookDelivery.subscription_id, func.count(func.distinct(WebhookDelivery.claim)))
         .where(WebhookDelivery.status == DELIVERING).group_by(WebhookDelivery.subscription_id)).all()))
-    claimed: list[int] = []
+    claims: list[str] = []
     for subscription_id in session.scalars(select(WebhookSubscription.id)
                                            .where(WebhookSubscription.status == ACTIVE)):
-        room = max_in_flight - in_flight[subscription_id]
-        if room > 0:
-            claimed += session.scalars(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == PENDING,
-                       WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.id).limit(room).with_for_update(skip_locked=True))
-    if claimed:
-        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(claimed)).values(
-            status=DELIVERING, attempts=WebhookDelivery.attempts + 1,
-            claimed_until=now + timedelta(seconds=claim_seconds)))
-    return claimed
+        room = max_in_flight - busy[subscription_id]
+        if room <= 0:
+            continue
+        due = list(session.scalars(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == PENDING,
+                   WebhookDelivery.next_attempt_at <= now)
+            .order_by(WebhookDelivery.id).limit(room * CLAIM_SIZE).with_for_update(skip_locked=True)))
+        for chunk in _shared_out(due, room):
+            claim = uuid.uuid4().hex
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(chunk)).values(
+                status=DELIVERING, attempts=WebhookDelivery.attempts + 1, claim=claim,
+                claimed_until=now + timedelta(seconds=claim_seconds * len(chunk))))
+            claims.append(claim)
+    return claims
+
+
+def _shared_out(due: list[int], room: int) -> list[list[int]]:
+    """The due deliveries in at most `room` chunks of at most CLAIM_SIZE, as even as they go."""
+    if not due:
+        return []
+    size = min(CLAIM_SIZE, -(-len(due) // room))
+    return [due[start:start + size] for start in range(0, len(due), size)]
 
 
 def release_lost(session: Session, now: datetime) -> int:
     return session.execute(update(WebhookDelivery)
                            .where(WebhookDelivery.status == DELIVERING, WebhookDelivery.claimed_until < now)
-                           .values(status=PENDING, claimed_until=None, next_attempt_at=now)).rowcount
+                           .values(status=PENDING, claim=None, claimed_until=None,
+                                   next_attempt_at=now)).rowcount
 
 
 def clean_up(session: Session, now: datetime, retention: timedelta) -> None:
