@@ -227,7 +227,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_delivery"
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_position"),
-        Index(None, "status", "next_attempt_at"),
+        # The oldest undelivered event (a dive per status, for monitoring).
+        Index(None, "status", "event_position"),
         Index(None, "subscription_id", "status", "id"),
         Index(None, "claim"),
     )

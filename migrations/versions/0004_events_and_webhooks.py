@@ -76,8 +76,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery')),
         sa.UniqueConstraint('subscription_id', 'event_position',
                             name=op.f('uq_webhook_delivery_subscription_id_event_position')))
-    op.create_index(op.f('ix_webhook_delivery_status_next_attempt_at'), 'webhook_delivery',
-                    ['status', 'next_attempt_at'], unique=False)
+    op.create_index(op.f('ix_webhook_delivery_status_event_position'), 'webhook_delivery',
+                    ['status', 'event_position'], unique=False)
     op.create_index(op.f('ix_webhook_delivery_subscription_id_status_id'), 'webhook_delivery',
                     ['subscription_id', 'status', 'id'], unique=False)
     op.create_index(op.f('ix_webhook_delivery_claim'), 'webhook_delivery', ['claim'], unique=False)
@@ -93,7 +93,7 @@ def downgrade() -> None:
     op.drop_table('webhook_dispatch')
     op.drop_index(op.f('ix_webhook_delivery_claim'), table_name='webhook_delivery')
     op.drop_index(op.f('ix_webhook_delivery_subscription_id_status_id'), table_name='webhook_delivery')
-    op.drop_index(op.f('ix_webhook_delivery_status_next_attempt_at'), table_name='webhook_delivery')
+    op.drop_index(op.f('ix_webhook_delivery_status_event_position'), table_name='webhook_delivery')
     op.drop_table('webhook_delivery')
     op.drop_table('webhook_subscription')
     op.drop_table('event_sequence')
