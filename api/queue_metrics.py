@@ -11,7 +11,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import session_scope
 from shared.models import utcnow
-from shared.queue_stats import BrokerUnavailable, messages_source, unfinished_jobs, waiting_messages
+from shared.queue_stats import (
+    BrokerUnavailable,
+    messages_source,
+    unfinished_jobs,
+    waiting_messages,
+    webhook_backlog,
+)
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,12 @@ class QueueCollector(Collector):
             "messages": GaugeMetricFamily(
                 "stock_queue_messages", "Messages waiting in the shard's broker queue (each carries "
                 "one or more jobs).", labels=["shard"]),
+            "undelivered": GaugeMetricFamily(
+                "stock_webhook_oldest_undelivered_seconds",
+                "Age of the oldest event whose webhook delivery is still to succeed (0 when none)."),
+            "unfanned": GaugeMetricFamily(
+                "stock_events_waiting_for_fan_out",
+                "Events committed and not yet turned into webhook deliveries."),
             "mark": GaugeMetricFamily("stock_queue_high_water_mark",
                                       "MAX_QUEUED_JOBS: over it, command and batch POSTs get 503."),
             "up": GaugeMetricFamily("stock_queue_metrics_up",
@@ -57,6 +69,11 @@ class QueueCollector(Collector):
                 families["depth"].add_metric([str(shard), "running"], jobs.running if jobs else 0)
                 families["age"].add_metric([str(shard)], max((now - oldest).total_seconds(), 0.0)
                                            if oldest else 0.0)
+            with session_scope() as session:
+                oldest, waiting = webhook_backlog(session)
+            age = max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+            families["undelivered"].add_metric([], age)
+            families["unfanned"].add_metric([], waiting)
             families["up"].add_metric(["database"], 1)
         except SQLAlchemyError:
             log.warning("unfinished jobs unavailable: the database did not answer", exc_info=True)

@@ -4,7 +4,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+)
 
 from shared.clock import parse_utc
 from shared.schemas.commands import Code, Sku
@@ -61,11 +68,20 @@ class ProductOut(BaseModel):
 
 
 class StockOut(BaseModel):
+    """A stock level: on hand, held for reservations, and available to promise (on hand - reserved)."""
+
     warehouse: str
     sku: str
     on_hand: int
+    reserved: int = 0
     version: int
     updated_at: str | None
+    reorder_point: int | None = Field(None, description="Below it, `available` announces `stock.low`.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
 
 
 class LedgerOut(BaseModel):

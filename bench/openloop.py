@@ -35,6 +35,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.reused = False  # it served a request before this one
 
     async def send(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Answer:
         lines = [f"{method} {path} HTTP/1.1", "Host: bench", *(f"{k}: {v}" for k, v in headers.items())]
@@ -56,9 +57,11 @@ class Pool:
         self.idle: list[Connection] = []
         self.opened = 0
 
-    async def take(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
+    async def take(self, fresh: bool = False) -> Connection:
+        if self.idle and not fresh:
+            connection = self.idle.pop()
+            connection.reused = True
+            return connection
         if self.opened >= MAX_CONNECTIONS:
             raise ConnectionError("too many connections")
         self.opened += 1
@@ -101,9 +104,19 @@ async def _one(pool: Pool, work: Work, due: float, timing: Timing) -> None:
     try:
         await work(connection, elapsed, timing)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        timing.error = type(exc).__name__
         connection.close()
-        return
+        if not (connection.reused and timing.accepted is None):
+            timing.error = type(exc).__name__
+            return
+        # A kept-alive connection the server had closed meanwhile (its idle timeout): once more,
+        # on a new one, as any HTTP client does. The time still counts from when it was due.
+        try:
+            connection = await pool.take(fresh=True)
+            await work(connection, elapsed, timing)
+        except (OSError, asyncio.IncompleteReadError, ValueError, ConnectionError) as again:
+            timing.error = type(again).__name__
+            connection.close()
+            return
     pool.give_back(connection)
 
 

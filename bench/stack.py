@@ -89,7 +89,7 @@ class Stack:
 
     def __init__(self, env: dict[str, str], port: int = 8765, api_workers: int | None = None,
                  layout: list[list[str]] | None = None, logs: Path = LOGS,
-                 worker_log_level: str = "WARNING") -> None:
+                 worker_log_level: str = "WARNING", webhooks: bool = False) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **env}
         self.logs = logs
@@ -104,6 +104,9 @@ class Stack:
             self.start_api("api", port)
             for n, queues in enumerate(self.layout):
                 self.start_worker(f"worker-{n}", queues)
+            if webhooks:  # as bin/run: deliveries on a worker of their own, with threads
+                self.start_worker("webhooks", [f"{env['QUEUE_PREFIX']}.webhooks"], pool="threads",
+                                  concurrency=8)
         except Exception:
             self.stop()
             raise
@@ -124,12 +127,12 @@ class Stack:
                     f"http://127.0.0.1:{port}/readyz")
         return f"http://127.0.0.1:{port}"
 
-    def start_worker(self, name: str, queues: list[str]) -> None:
+    def start_worker(self, name: str, queues: list[str], pool: str = "solo", concurrency: int = 1) -> None:
         # Its own metrics port: two workers on one machine must not collide. It answers once the
         # worker is ready.
         port = free_port()
         self._spawn(name, [sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-                           "-Q", ",".join(queues), "--pool", "solo", "--concurrency", "1",
+                           "-Q", ",".join(queues), "--pool", pool, "--concurrency", str(concurrency),
                            "-n", f"{name}-{queues[0]}@%h", "--without-gossip", "--without-mingle",
                            "--loglevel", self.worker_log_level],
                     {"WORKER_METRICS_PORT": str(port)}, f"http://127.0.0.1:{port}/metrics")

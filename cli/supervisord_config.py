@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli import serve_api
-from shared.celery_app import all_queues
+from shared.celery_app import all_queues, webhooks_queue
 from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +68,14 @@ def api_program(run_dir: Path, profile: str) -> Program:
     )
 
 
-def worker_command(queues: Sequence[str], node: str, pool: str, log_level: str) -> list[str]:
+# Webhook deliveries attempted at once by bin/run's webhook worker.
+WEBHOOK_THREADS = 8
+
+
+def worker_command(queues: Sequence[str], node: str, pool: str, log_level: str,
+                   concurrency: int = 1) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", ",".join(queues),
-            "--pool", pool, "--concurrency", "1", "-n", f"{node}@%h", "--without-gossip",
+            "--pool", pool, "--concurrency", str(concurrency), "-n", f"{node}@%h", "--without-gossip",
             "--without-mingle", "--loglevel", log_level]
 
 
@@ -98,13 +103,21 @@ def worker_programs(profile: str, queues: Sequence[str], log_level: str) -> list
     rolls back, and its jobs are applied by the other worker or the sweep, once all the same.
     """
     if profile == "embedded":
-        return [Program("worker-embedded", worker_command(queues, "embedded", "threads", log_level),
-                        stop_wait_seconds=30)]
+        return [Program("worker-embedded", worker_command([*queues, webhooks_queue()], "embedded",
+                                                          "threads", log_level), stop_wait_seconds=30)]
     base_port = get_settings().worker_metrics_port
-    return [Program(f"worker-{n}", worker_command(queues, f"worker-{n}", "solo", log_level),
-                    stop_wait_seconds=30,
-                    environment={"WORKER_METRICS_PORT": str(base_port + n if base_port else 0)})
-            for n in range(worker_processes(profile))]
+    count = worker_processes(profile)
+    workers = [Program(f"worker-{n}", worker_command(queues, f"worker-{n}", "solo", log_level),
+                       stop_wait_seconds=30,
+                       environment={"WORKER_METRICS_PORT": str(base_port + n if base_port else 0)})
+               for n in range(count)]
+    # Webhook deliveries on a worker of their own, with threads: a slow receiver holds a thread,
+    # never a stock command (shared/webhooks/).
+    workers.append(Program("worker-webhooks", worker_command([webhooks_queue()], "worker-webhooks",
+                                                             "threads", log_level, WEBHOOK_THREADS),
+                           stop_wait_seconds=30,
+                           environment={"WORKER_METRICS_PORT": str(base_port + count if base_port else 0)}))
+    return workers
 
 
 def _value(text: str) -> str:

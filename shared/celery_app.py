@@ -23,6 +23,8 @@ from shared.settings import Settings, get_settings
 DRAIN_TASK = "stock.drain_slots"
 # What the API sent before ordering slots: a list of job ids. Still served, for a rolling upgrade.
 LEGACY_APPLY_TASK = "stock.apply_job"
+# One attempt at one webhook delivery (worker/webhooks.py), on the webhooks queue.
+DELIVER_TASK = "stock.deliver_webhook"
 # Wake-ups a worker takes from the broker ahead of the one it runs: they are tiny, and when the
 # worker is busy most of them find their jobs already applied by an earlier drain.
 PREFETCH_MESSAGES = 16
@@ -35,7 +37,13 @@ def queue_name(shard: int) -> str:
 
 
 def all_queues() -> list[str]:
+    """The shard queues: the stock commands' wake-ups."""
     return [queue_name(i) for i in range(get_settings().shard_count)]
+
+
+def webhooks_queue() -> str:
+    """The webhook deliveries' queue, consumed by workers of their own (shared/webhooks/)."""
+    return f"{get_settings().queue_prefix}.webhooks"
 
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")

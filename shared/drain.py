@@ -73,15 +73,15 @@ class _Step(NamedTuple):
     outcomes: list[JobOutcome]
 
 
-def drain(slots: Iterable[int]) -> list[JobOutcome]:
-    """Apply the unfinished jobs of these slots that no other worker is applying; returns their
-    outcomes."""
-    slots = sorted(set(slots))
+def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
+    """Apply the unfinished jobs of these slots (None: of every slot) that no other worker is
+    applying; returns their outcomes."""
+    focus = None if slots is None else sorted(set(slots))
     max_jobs = get_settings().apply_batch_size
     applied: list[JobOutcome] = []
     ended = "nothing_waiting"
-    while slots:
-        waiting = _waiting(slots)
+    while focus is None or focus:
+        waiting = _waiting(focus)
         if not waiting:
             break
         try:
@@ -100,13 +100,14 @@ def drain(slots: Iterable[int]) -> list[JobOutcome]:
         publish_outcomes(step.outcomes)
         applied.extend(step.outcomes)
         ended = "applied" if applied else ended
-        slots = step.held
+        focus = step.held
     DRAINS.labels(ended).inc()
     return applied
 
 
-def _waiting(slots: list[int]) -> list[int]:
-    """Which of the slots have unfinished jobs; waits out a database outage like a transaction."""
+def _waiting(slots: list[int] | None) -> list[int]:
+    """Which of the slots (None: of all) have unfinished jobs; waits out a database outage like a
+    transaction."""
 
     def read() -> list[int]:
         with _connection().use() as conn:

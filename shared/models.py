@@ -81,6 +81,8 @@ class StockLevel(Base):
     on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Below this many available units the level announces `stock.low` (once per crossing).
+    reorder_point: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
@@ -192,3 +194,84 @@ class LedgerEntry(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
     recorded_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Event(Base):
+    """Something that happened, in commit order (shared/events/). `position` is the feed's order
+    and cursor: assigned under `event_sequence`'s lock, so in commit order, without gaps."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index(None, "created_at"),)  # retention
+
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                          autoincrement=False)
+    type: Mapped[str] = mapped_column(String(32))
+    warehouse: Mapped[str | None] = mapped_column(String(32))
+    api_key_id: Mapped[int | None] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    data: Mapped[Any] = mapped_column(JSON)
+
+
+class EventSequence(Base):
+    """One row: the last position handed out. Locked by each transaction that appends events."""
+
+    __tablename__ = "event_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookSubscription(Base):
+    """A receiver of events for one API key (shared/webhooks/)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_key.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[Any] = mapped_column(JSON)  # event types
+    warehouses: Mapped[Any | None] = mapped_column(JSON)  # codes, or null for every warehouse
+    # The signing secret, encrypted with a key derived from API_KEY_PEPPER (shown once, in clear,
+    # when the subscription is made).
+    secret: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription, and how sending it went."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_position"),
+        # The oldest undelivered event (a dive per status, for monitoring).
+        Index(None, "status", "event_position"),
+        Index(None, "subscription_id", "status", "id"),
+        Index(None, "claim"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("webhook_subscription.id"))
+    event_position: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
+    # While `delivering`: the claim (one task's chunk of deliveries to one receiver) and when the
+    # attempt counts as lost (its worker died) and is tried again.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class WebhookDispatch(Base):
+    """One row: the last event position turned into deliveries (the fan-out's cursor)."""
+
+    __tablename__ = "webhook_dispatch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from shared import file_queue
 from shared.celery_app import all_queues, broker_kind
 from shared.jobs.status import UNFINISHED
-from shared.models import Job
+from shared.models import Event, EventSequence, Job, WebhookDelivery, WebhookDispatch
 from shared.ordering import shard_for_slot
 from shared.settings import get_settings
 
@@ -43,6 +43,19 @@ def unfinished_jobs(session: Session) -> dict[int, ShardBacklog]:
         if shard_backlog.oldest_submitted_at is None or oldest < shard_backlog.oldest_submitted_at:
             shard_backlog.oldest_submitted_at = oldest
     return backlog
+
+
+def webhook_backlog(session: Session) -> tuple[datetime | None, int]:
+    """(when the oldest event still to be delivered happened, how many events wait for the fan-out):
+    an index walk of the undelivered deliveries, and two one-row reads."""
+    oldest_position = session.scalar(
+        select(func.min(WebhookDelivery.event_position))
+        .where(WebhookDelivery.status.in_(("pending", "delivering"))))
+    oldest = session.scalar(select(Event.created_at).where(Event.position == oldest_position)) \
+        if oldest_position is not None else None
+    head = session.scalar(select(EventSequence.last_position).where(EventSequence.id == 1)) or 0
+    fanned = session.scalar(select(WebhookDispatch.last_position).where(WebhookDispatch.id == 1)) or 0
+    return oldest, max(head - fanned, 0)
 
 
 class BrokerUnavailable(Exception):

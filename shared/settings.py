@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     sweep_after_seconds: float = Field(default=5.0, ge=0)
 
+    # Events are kept this long (the feed's readers may be this far behind).
+    event_retention_days: int = Field(default=7, ge=7)
+    # Webhooks (shared/webhooks/): receivers on private, loopback or link-local addresses are
+    # refused unless allowed; an attempt waits this long for an answer; a failed one is tried again
+    # after RETRY_BASE, doubling up to RETRY_MAX (with jitter), until GIVE_UP_AFTER has passed
+    # since the event; at most MAX_IN_FLIGHT attempts per subscription at once.
+    webhook_allow_private_addresses: bool = False
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(default=5, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600, gt=0)
+    webhook_give_up_after_seconds: float = Field(default=26 * 3600, gt=0)
+    webhook_max_in_flight: int = Field(default=10, ge=1)
+    # How often the webhook workers turn new events into deliveries and send the due ones.
+    webhook_dispatch_interval_seconds: float = Field(default=0.2, gt=0)
+
     # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
     # worker serves /metrics on WORKER_METRICS_PORT (0: no endpoint; bin/run gives each worker its own).
     log_level: str = Field(default="INFO", pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$")

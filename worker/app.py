@@ -10,17 +10,18 @@ import logging  # noqa: E402
 
 from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown  # noqa: E402
 
-from shared.celery_app import celery_app  # noqa: E402
+from shared.celery_app import celery_app, webhooks_queue  # noqa: E402
 from shared.db import end_idle_transactions_after, get_engine  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from worker import metrics, tasks  # noqa: E402,F401  (registers the tasks and signal handlers)
+from worker import metrics, tasks, webhooks  # noqa: E402,F401  (registers the tasks and signal handlers)
 from worker.sweep import Sweeper, start_sweeper  # noqa: E402
 
 app = celery_app
 # A worker stopped or cut off while holding slot locks loses them after this long.
 end_idle_transactions_after(get_engine(), get_settings().db_idle_transaction_timeout_seconds)
 _sweeper: Sweeper | None = None
+_dispatcher: webhooks.Dispatcher | None = None
 
 
 @setup_logging.connect
@@ -33,15 +34,22 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
 
 
 @worker_ready.connect
-def _start_sweeping(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-    global _sweeper
-    _sweeper = start_sweeper()
+def _start_threads(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A worker on the shard queues sweeps; one on the webhooks queue dispatches deliveries."""
+    global _sweeper, _dispatcher
+    consumed = {queue.name for queue in sender.task_consumer.queues} if sender else set()
+    if consumed - {webhooks_queue()}:
+        _sweeper = start_sweeper()
+    if webhooks_queue() in consumed:
+        _dispatcher = webhooks.Dispatcher()
+        _dispatcher.start()
 
 
 @worker_shutdown.connect
-def _stop_sweeping(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-    if _sweeper is not None:
-        _sweeper.stop()
+def _stop_threads(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    for thread in (_sweeper, _dispatcher):
+        if thread is not None:
+            thread.stop()
 
 
 @worker_process_init.connect

@@ -65,7 +65,8 @@ def list_stock(session: SessionDep, principal: Reader, warehouse: CodeQuery = No
         .join(Product, Product.id == level.product_id).order_by(level.id)))
     return page_of(rows, limit,
                    lambda r: StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand,
-                                      version=r[0].version, updated_at=rfc3339(r[0].updated_at)),
+                                      version=r[0].version, updated_at=rfc3339(r[0].updated_at),
+                                      reorder_point=r[0].reorder_point),
                    lambda r: r[0].id)
 
 
@@ -87,7 +88,7 @@ def get_stock(warehouse: WarehousePath, sku: SkuPath, session: SessionDep, princ
         return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
     if as_of is None:
         return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, version=level.version,
-                        updated_at=rfc3339(level.updated_at))
+                        updated_at=rfc3339(level.updated_at), reorder_point=level.reorder_point)
     entry = session.execute(
         select(LedgerEntry.on_hand_after, LedgerEntry.version, LedgerEntry.recorded_at)
         .where(LedgerEntry.stock_level_id == level.id,

@@ -126,12 +126,15 @@ def set_job_outcomes(session: Session, outcomes: list[tuple[str, str, Any, Any]]
          *ids))
 
 
-_PENDING_SLOTS = (select(_job.slot).distinct()
-                  .where(_job.status.in_(UNFINISHED), _job.slot.in_(bindparam("slots", expanding=True))))
+_WAITING_SLOTS = select(_job.slot).distinct().where(_job.status.in_(UNFINISHED))
+_PENDING_SLOTS = _WAITING_SLOTS.where(_job.slot.in_(bindparam("slots", expanding=True)))
 
 
-def slots_with_unfinished(conn: Connection | Session, slots: Iterable[int]) -> list[int]:
-    """Which of these slots have jobs waiting (one dive per status and slot in the job index)."""
+def slots_with_unfinished(conn: Connection | Session, slots: Iterable[int] | None = None) -> list[int]:
+    """Which of these slots (None: of all) have jobs waiting: a walk of the job index's unfinished
+    entries, which the API's high-water mark keeps to MAX_QUEUED_JOBS at most."""
+    if slots is None:
+        return sorted(conn.execute(_WAITING_SLOTS).scalars())
     return sorted(conn.execute(_PENDING_SLOTS, {"slots": sorted(set(slots))}).scalars())
 
 

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row, Text, bindparam, delete, insert, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
+from shared.events.kinds import NewEvent
+from shared.events.outbox import append as append_events
+from shared.events.stock import LevelEvents, job_completed
 from shared.jobs.outcome import JobOutcome
 from shared.jobs.rows import set_job_outcomes
 from shared.jobs.status import FAILED, TERMINAL
@@ -63,7 +66,7 @@ _PRODUCTS = select(Product.id, Product.sku).where(Product.sku.in_(bindparam("sku
 # One range scan of the (warehouse, product) unique index in its own order, so rows are locked in
 # sorted order with one round trip (EXPLAIN: range on uq_stock_level_warehouse_id_product_id).
 _LOCK_LEVELS = (select(StockLevel.id, StockLevel.warehouse_id, StockLevel.product_id, StockLevel.on_hand,
-                       StockLevel.version)
+                       StockLevel.version, StockLevel.reorder_point)
                 .where(tuple_(StockLevel.warehouse_id, StockLevel.product_id)
                        .in_(bindparam("keys", expanding=True)))
                 .order_by(StockLevel.warehouse_id, StockLevel.product_id)
@@ -100,9 +103,15 @@ def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 
             pending.append(_PendingJob(row, commands))
             if row.kind == "command":
                 command_types[job_id] = commands[0].type
+    events: list[NewEvent] = []
     if pending:
-        finished.extend(_apply_pending(session, pending))
-    outcomes.update(_finish(session, finished, utcnow(), command_types))
+        plans, events = _apply_pending(session, pending)
+        finished.extend(plans)
+    now = utcnow()
+    ended = _finish(session, finished, now, command_types)
+    outcomes.update(ended)
+    # Last before the commit: the event sequence stays locked until then (shared/events/outbox.py).
+    append_events(session, [*events, *(job_completed(o) for o in ended.values())], now)
     return [outcomes[j] for j in dict.fromkeys(job_ids) if j in outcomes]
 
 
@@ -116,14 +125,17 @@ def _parse(row: Row[Any]) -> list[Command]:
     return _BatchPayload.model_validate_json(row.payload).commands
 
 
-def _apply_pending(session: Session, pending: list[_PendingJob]) -> list[tuple[Row[Any], JobPlan]]:
-    """Plan every job against the locked balances and write the ledger and balances; the job
-    rows are the caller's to finish."""
+def _apply_pending(session: Session, pending: list[_PendingJob]
+                   ) -> tuple[list[tuple[Row[Any], JobPlan]], list[NewEvent]]:
+    """Plan every job against the locked balances and write the ledger and balances; returns the
+    plans (the job rows are the caller's to finish) and the levels' events."""
     catalog = _load_catalog(session, [c for job in pending for c in job.commands])
     keys = {key for job in pending for c in job.commands
             if not isinstance(key_list := catalog.resolve(c), Problem) for key in key_list}
-    level_ids, locked, created = _lock_levels(session, keys)
+    level_ids, locked, created, reorder_points = _lock_levels(session, keys)
     balances = RunningBalances(locked)
+    level_events = LevelEvents(catalog.names(keys), {k: b.on_hand for k, b in locked.items()},
+                               reorder_points)
 
     now = utcnow()
     plans: list[tuple[Row[Any], JobPlan]] = []
@@ -139,6 +151,7 @@ def _apply_pending(session: Session, pending: list[_PendingJob]) -> list[tuple[R
              "line": m.line, "reference": m.reference, "reason": m.reason,
              "api_key_id": job.row.api_key_id, "recorded_at": now}
             for m in plan.movements)
+        level_events.record(job.row.id, job.row.api_key_id, plan.movements)
         plans.append((job.row, plan))
 
     changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
@@ -149,8 +162,9 @@ def _apply_pending(session: Session, pending: list[_PendingJob]) -> list[tuple[R
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]
     if unused:
         # version 0 guards a row another transaction created and moved meanwhile.
-        session.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0))
-    return plans
+        session.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0,
+                                                 StockLevel.reorder_point.is_(None)))
+    return plans, level_events.events
 
 
 def _load_catalog(session: Session, commands: list[Command]) -> Catalog:
@@ -163,9 +177,10 @@ def _load_catalog(session: Session, commands: list[Command]) -> Catalog:
 
 
 def _lock_levels(session: Session, keys: set[Key]
-                 ) -> tuple[dict[Key, int], dict[Key, Balance], list[Key]]:
+                 ) -> tuple[dict[Key, int], dict[Key, Balance], list[Key], dict[Key, int | None]]:
     """Lock the levels in (warehouse, product) order, creating the ones that never moved.
-    Returns level ids, locked balances, and the keys whose rows this transaction created."""
+    Returns level ids, locked balances, the keys whose rows this transaction created, and the
+    levels' reorder points."""
     found = _select_for_update(session, keys)
     missing = sorted(keys - found.keys())
     if missing:
@@ -177,15 +192,16 @@ def _lock_levels(session: Session, keys: set[Key]
             [{"warehouse_id": w, "product_id": p, "on_hand": 0, "version": 0,
               "updated_at": utcnow()} for w, p in missing])
         found.update(_select_for_update(session, set(missing)))
-    ids = {key: level_id for key, (level_id, _) in found.items()}
-    return ids, {key: balance for key, (_, balance) in found.items()}, missing
+    ids = {key: level_id for key, (level_id, _, _) in found.items()}
+    return (ids, {key: balance for key, (_, balance, _) in found.items()}, missing,
+            {key: point for key, (_, _, point) in found.items()})
 
 
-def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance]]:
+def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance, int | None]]:
     if not keys:
         return {}
-    return {(warehouse_id, product_id): (level_id, Balance(on_hand, version))
-            for level_id, warehouse_id, product_id, on_hand, version
+    return {(warehouse_id, product_id): (level_id, Balance(on_hand, version), reorder_point)
+            for level_id, warehouse_id, product_id, on_hand, version, reorder_point
             in session.execute(_LOCK_LEVELS, {"keys": sorted(keys)})}
 
 

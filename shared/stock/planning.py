@@ -40,6 +40,12 @@ class Catalog:
     warehouses: Mapping[str, tuple[int, bool]]
     products: Mapping[str, int]
 
+    def names(self, keys: Iterable[Key]) -> dict[Key, tuple[str, str]]:
+        """(warehouse code, sku) of each key."""
+        codes = {wid: code for code, (wid, _) in self.warehouses.items()}
+        skus = {pid: sku for sku, pid in self.products.items()}
+        return {key: (codes[key[0]], skus[key[1]]) for key in keys}
+
     def resolve(self, command: Command) -> list[Key] | Problem:
         keys = []
         for code, sku in command.stock_keys():

@@ -1,5 +1,7 @@
 """Jobs whose wake-up the broker lost are applied by a running worker's sweep (worker/sweep.py),
-in order and once, without a restart; a wake-up applies its slot's older waiting jobs first."""
+in order and once, without a restart; a wake-up applies the older waiting jobs first.
+
+Each test has a database of its own, so that no other test's workers apply its jobs first."""
 
 import time
 import uuid
@@ -13,16 +15,17 @@ from sqlalchemy import insert, select
 from shared import celery_app as broker
 from shared.models import ApiKey, Job, utcnow
 from shared.ordering import slot_for
-from tests.e2e.conftest import assert_books_balance
+from tests.e2e.conftest import OwnDatabase, assert_books_balance
 from tests.support.client import create_catalog, submit, unique, wait_for_jobs
 from tests.support.processes import Process, start_api, start_worker
 from tests.support.promql import scrape
 
 
 @contextmanager
-def _api_and_worker(prefix: str, **settings: str) -> Iterator[tuple[str, Process]]:
-    """An API and a worker on one shard queue of their own: (the API's URL, the worker)."""
-    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1", **settings}
+def _api_and_worker(prefix: str, database: OwnDatabase, **settings: str) -> Iterator[tuple[str, Process]]:
+    """An API and a worker on one shard queue and a database of their own: (the API's URL, the
+    worker)."""
+    env = {"QUEUE_PREFIX": prefix, "SHARD_COUNT": "1", "DATABASE_URL": database.address, **settings}
     api, url = start_api(env, workers=1)
     worker = start_worker(f"{prefix}-w", queues=[f"{prefix}.0"], env=env)
     try:
@@ -43,9 +46,11 @@ def _queued_without_message(db, auth, jobs: list[tuple[str, dict]], submitted_at
     db.commit()
 
 
-def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, db):
+def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(own_database):
     prefix = f"lost{uuid.uuid4().hex[:8]}"
-    with _api_and_worker(prefix, SWEEP_INTERVAL_SECONDS="1", SWEEP_AFTER_SECONDS="3") as (url, worker), \
+    auth, db = own_database.auth(), own_database.session()
+    with _api_and_worker(prefix, own_database, SWEEP_INTERVAL_SECONDS="1",
+                         SWEEP_AFTER_SECONDS="3") as (url, worker), \
             httpx.Client(base_url=url, headers=auth, timeout=30) as c:
         warehouse, sku = unique("LOST"), unique("LOSTS")
         create_catalog(c, [warehouse], [sku])
@@ -78,11 +83,13 @@ def test_a_running_worker_finishes_jobs_whose_messages_were_lost_in_order(auth, 
     assert_books_balance(db)
 
 
-def test_a_wakeup_applies_its_slots_older_waiting_jobs_first_in_accepted_order(auth, db):
+def test_a_wakeup_applies_its_slots_older_waiting_jobs_first_in_accepted_order(own_database, monkeypatch):
     """A wake-up names slots, not jobs: whatever waits in them is applied oldest first, so a job
     whose own wake-up is late or lost goes in its turn, not at the next sweep."""
     prefix = f"overtake{uuid.uuid4().hex[:8]}"
-    with _api_and_worker(prefix, SWEEP_AFTER_SECONDS="600") as (url, _), \
+    monkeypatch.setattr(broker, "queue_name", lambda shard: f"{prefix}.{shard}")  # the stack's queues
+    auth, db = own_database.auth(), own_database.session()
+    with _api_and_worker(prefix, own_database, SWEEP_AFTER_SECONDS="600") as (url, _), \
             httpx.Client(base_url=url, headers=auth, timeout=30) as c:
         warehouse, sku = unique("OVER"), unique("OVERS")
         create_catalog(c, [warehouse], [sku])

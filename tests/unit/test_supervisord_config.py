@@ -7,6 +7,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from cli.supervisord_config import api_processes, api_program, render, worker_programs
+from shared.celery_app import webhooks_queue
 
 QUEUES = ["stock.0", "stock.1", "stock.2"]
 
@@ -21,19 +22,23 @@ def option(command: list[str], name: str) -> str:
 
 def test_the_server_profile_runs_solo_workers_each_on_every_queue_with_a_metrics_port_each(monkeypatch):
     monkeypatch.delenv("WORKER_PROCESSES", raising=False)
-    workers = worker_programs("server", QUEUES, "INFO")
+    *workers, webhooks = worker_programs("server", QUEUES, "INFO")
     assert len(workers) == 2
     assert [consumed(w.command) for w in workers] == [QUEUES, QUEUES]
     assert {option(w.command, "--pool") for w in workers} == {"solo"}
     assert len({w.name for w in workers}) == len({option(w.command, "-n") for w in workers}) == 2
-    assert [w.environment["WORKER_METRICS_PORT"] for w in workers] == ["9200", "9201"]
+    assert [w.environment["WORKER_METRICS_PORT"] for w in [*workers, webhooks]] == ["9200", "9201", "9202"]
+    # Webhook deliveries on a worker of their own, never on the stock workers' queues.
+    assert consumed(webhooks.command) == [webhooks_queue()]
+    assert option(webhooks.command, "--pool") == "threads"
+    assert int(option(webhooks.command, "--concurrency")) > 1
     monkeypatch.setenv("WORKER_PROCESSES", "5")
-    assert len(worker_programs("server", QUEUES, "INFO")) == 5
+    assert len(worker_programs("server", QUEUES, "INFO")) == 5 + 1
 
 
 def test_the_embedded_profile_runs_one_worker_on_every_queue_with_one_thread():
     [worker] = worker_programs("embedded", QUEUES, "INFO")
-    assert consumed(worker.command) == QUEUES
+    assert consumed(worker.command) == [*QUEUES, webhooks_queue()]
     assert option(worker.command, "--pool") == "threads"
     assert option(worker.command, "--concurrency") == "1"
 

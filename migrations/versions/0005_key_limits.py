@@ -6,8 +6,8 @@ that right: they are given `catalog` here. A key may be limited to warehouses (`
 comma-separated list of codes; NULL is every warehouse). `catalog_change` records each catalog
 change made through the API and the key that made it.
 
-Revision ID: 0004_key_limits
-Revises: 0003_ordering_slots
+Revision ID: 0005_key_limits
+Revises: 0004_events_and_webhooks
 """
 from collections.abc import Sequence
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision: str = '0004_key_limits'
-down_revision: str | None = '0003_ordering_slots'
+revision: str = '0005_key_limits'
+down_revision: str | None = '0004_events_and_webhooks'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
