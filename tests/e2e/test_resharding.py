@@ -35,6 +35,9 @@ SWEEP = {"SWEEP_INTERVAL_SECONDS": "1", "SWEEP_AFTER_SECONDS": "2"}
 FEW, MANY = 2, 8
 # Load in each mixed state of a roll-out (some processes on the old count, some on the new).
 STEP_SECONDS = 1.5
+# Between a client's receive/issue pairs: a steady load that leaves the two cores some room, so the
+# eight restarts stay quick.
+CLIENT_PAUSE = 0.05
 
 
 @dataclass
@@ -128,7 +131,7 @@ def test_shard_count_changes_under_load_with_nothing_lost_doubled_or_reordered(f
         create_catalog(c, warehouses, skus)
     # Two clients per warehouse, one per SKU: each is ordered against itself, and the two contend
     # for the warehouse's ordering slot.
-    clients = [SequentialClient(fleet.urls, auth, w, sku, first=n)
+    clients = [SequentialClient(fleet.urls, auth, w, sku, pause=CLIENT_PAUSE, first=n)
                for n, (w, sku) in enumerate(itertools.product(warehouses, skus))]
     try:
         time.sleep(STEP_SECONDS)
