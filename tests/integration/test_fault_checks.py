@@ -83,7 +83,7 @@ def test_a_202_without_a_row_is_lost_and_two_answers_for_one_key_are_a_duplicate
 
 
 def test_a_job_left_unfinished_past_the_bound_is_named_even_if_no_client_heard_of_it(engine):
-    _run(engine, "INSERT INTO job (id, kind, status, payload, shard, attempts, submitted_at) VALUES "
+    _run(engine, "INSERT INTO job (id, kind, status, payload, slot, attempts, submitted_at) VALUES "
                  "('forgotten', 'command', 'queued', '{}', 0, 0, UTC_TIMESTAMP(6) - INTERVAL 2 MINUTE), "
                  "('recent', 'command', 'queued', '{}', 0, 0, UTC_TIMESTAMP(6))")
     try:
