@@ -29,10 +29,20 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import redis
 from sqlalchemy import create_engine, text
 
 from bench import bulk_receive
-from bench.stack import LOGS, ROOT, Stack, bench_env, bench_key, fresh_database
+from bench.stack import (
+    LOGS,
+    ROOT,
+    Stack,
+    bench_env,
+    bench_key,
+    fresh_database,
+    shard_queues,
+    workers_on_every_queue,
+)
 
 TERMINAL = "('succeeded', 'failed', 'partially_failed')"
 
@@ -161,6 +171,13 @@ def wait_drained(url: str, timeout: float = 300) -> None:
     raise RuntimeError("jobs did not drain")
 
 
+def waiting_wakeups(env: dict[str, str]) -> int:
+    """Wake-ups waiting in the shard queues (the benchmarks run on Redis). Not shared.queue_stats:
+    importing the Celery app would read the settings before bench_env sets them."""
+    with redis.Redis.from_url(env["REDIS_URL"]) as client:
+        return sum(client.llen(queue) for queue in shard_queues(env))
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     """Peak resident memory (VmHWM) of the processes and their children, in MiB."""
     total = 0
@@ -176,16 +193,21 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def service_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:
-    env = bench_env(f"load_{name}", RATE_LIMIT_PER_SECOND="0", MAX_QUEUED_JOBS="1000000")
+def service_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace, workers: int = 2,
+                     shards: int = 2) -> dict:
+    """The service as bin/run starts it, with WORKERS workers each on every one of SHARDS queues."""
+    env = bench_env(f"load_{name}", RATE_LIMIT_PER_SECOND="0", MAX_QUEUED_JOBS="1000000",
+                    SHARD_COUNT=str(shards))
     fresh_database(env["DATABASE_URL"])
     seed(env["DATABASE_URL"], *shape, stock=1000)
     authorization = bench_key(env["DATABASE_URL"])["Authorization"]
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    stack = Stack(env)
+    stack = Stack(env, layout=workers_on_every_queue(shard_queues(env), workers))
     try:
         load = DRIVERS[args.driver](stack.url, authorization, shape, args.clients, args.seconds, 202)
         wait_drained(env["DATABASE_URL"])
+        # Wake-ups still queued once every job is applied: each costs a worker a look at its slots.
+        wakeups_left = waiting_wakeups(env)
         applied, c50, c99 = completion(env["DATABASE_URL"], since)
         api_mem, worker_mem = peak_rss_mb(stack.pids()[:1]), peak_rss_mb(stack.pids()[1:])
     finally:
@@ -195,7 +217,8 @@ def service_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace
             "accepted_per_s": load.accepted / load.seconds, "applied_per_s": applied,
             "accept_p50_ms": load.p50_ms, "accept_p99_ms": load.p99_ms,
             "complete_p50_ms": c50, "complete_p99_ms": c99,
-            "api_peak_mb": api_mem, "worker_peak_mb": worker_mem, "reconcile_mismatches": len(mismatches)}
+            "api_peak_mb": api_mem, "worker_peak_mb": worker_mem, "reconcile_mismatches": len(mismatches),
+            "wakeups_left": wakeups_left}
 
 
 def baseline_scenario(name: str, shape: tuple[int, int], args: argparse.Namespace) -> dict:

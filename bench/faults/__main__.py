@@ -14,7 +14,7 @@ import aiohttp
 
 from bench.faults import report
 from bench.faults.campaign import run_fault
-from bench.faults.catalogue import FAULTS, Fault
+from bench.faults.catalogue import BROKERS, FAULTS, Fault, faults_for
 from bench.faults.rig import FULL, OUT, SHORT, Timing, open_rig
 
 
@@ -22,7 +22,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__)
     parser.add_argument("--short", action="store_true",
                         help="one pass, a few seconds of load per fault, a short SIGSTOP (for CI)")
-    parser.add_argument("--only", help="comma-separated fault names (default: all): "
+    parser.add_argument("--broker", choices=BROKERS, default="redis",
+                        help="the Celery broker: redis (also the status board), or a RabbitMQ node of the "
+                             "campaign's own (Redis then keeps the status copies); its faults follow it")
+    parser.add_argument("--only", help="comma-separated fault names (default: all of the broker's): "
                         + ", ".join(f.name for f in FAULTS))
     parser.add_argument("--passes", type=int, default=1, help="times through the list")
     parser.add_argument("--recovery-bound", type=float,
@@ -42,14 +45,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def chosen_faults(only: str | None) -> list[Fault]:
+def chosen_faults(only: str | None, broker: str = "redis") -> list[Fault]:
+    faults = faults_for(broker)
     if not only:
-        return FAULTS
+        return faults
     names = [n.strip() for n in only.split(",")]
-    unknown = set(names) - {f.name for f in FAULTS}
+    unknown = set(names) - {f.name for f in faults}
     if unknown:
-        sys.exit(f"unknown fault(s): {', '.join(sorted(unknown))}")
-    return [f for f in FAULTS if f.name in names]
+        sys.exit(f"unknown fault(s) with {broker} as the broker: {', '.join(sorted(unknown))}")
+    return [f for f in faults if f.name in names]
 
 
 def timing_from(args: argparse.Namespace) -> Timing:
@@ -61,7 +65,7 @@ def timing_from(args: argparse.Namespace) -> Timing:
 async def campaign(args: argparse.Namespace, timing: Timing, faults: list[Fault]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with open_rig(timing, args.shards, args.workers, args.api_workers, args.sweep_seconds,
-                  args.out / "logs") as rig:
+                  args.out / "logs", args.broker) as rig:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512),
                                          timeout=aiohttp.ClientTimeout(total=30)) as http:
             rig.http = http
@@ -79,12 +83,13 @@ def _stop_on_term(signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    faults = chosen_faults(args.only)
+    faults = chosen_faults(args.only, args.broker)
     timing = timing_from(args)
     signal.signal(signal.SIGTERM, _stop_on_term)
     started = time.monotonic()
     rows = asyncio.run(campaign(args, timing, faults))
-    settings = {"argv": sys.argv[1:], "timing": dataclasses.asdict(timing), "shards": args.shards,
+    settings = {"argv": sys.argv[1:], "broker": args.broker, "timing": dataclasses.asdict(timing),
+                "shards": args.shards,
                 "workers": args.workers, "sweep_seconds": args.sweep_seconds,
                 "seconds": round(time.monotonic() - started)}
     print()

@@ -1,5 +1,6 @@
-"""The campaign's world: its own MariaDB and Redis, the schema, a catalog with opening stock, API
-keys, and the service's real processes, all torn down at the end (the servers' logs are kept)."""
+"""The campaign's world: its own MariaDB and Redis (and RabbitMQ, when it is the broker), the schema,
+a catalog with opening stock, API keys, and the service's real processes, all torn down at the end
+(the servers' logs are kept)."""
 
 import os
 import secrets
@@ -13,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import Engine, create_engine
 
-from bench.faults.servers import MariaDB, Redis
+from bench.faults.servers import MariaDB, RabbitMQ, Redis
 from bench.faults.traffic import Clients
 from bench.stack import (
     ROOT,
@@ -61,19 +62,21 @@ class Rig:
     catalog: tuple[list[str], list[str]]
     shards: int
     timing: Timing
+    rabbitmq: RabbitMQ | None = None  # the broker, if not Redis
     http: aiohttp.ClientSession | None = None
     extra_url: str | None = None
     burst_clients: Clients = field(init=False)
 
 
-def service_env(mariadb: MariaDB, redis: Redis, shards: int, sweep_seconds: float) -> dict[str, str]:
+def service_env(mariadb: MariaDB, redis: Redis, shards: int, sweep_seconds: float,
+                rabbitmq: RabbitMQ | None = None) -> dict[str, str]:
     """Every setting that points a process somewhere is set, so the caller's environment (a test
     run's DATABASE_URL, say) never leaks into the campaign."""
     return {
         "PROFILE": "server",
         "DATABASE_URL": mariadb.url("stock_faults"),
         "REDIS_URL": redis.url(0),
-        "BROKER_URL": redis.url(0),
+        "BROKER_URL": rabbitmq.url if rabbitmq else redis.url(0),
         "QUEUE_PREFIX": QUEUE_PREFIX,
         "SHARD_COUNT": str(shards),
         "API_KEY_PEPPER": secrets.token_urlsafe(24),
@@ -97,17 +100,20 @@ def seed_catalog(url: str, shards: int) -> tuple[list[str], list[str]]:
 
 @contextmanager
 def open_rig(timing: Timing, shards: int, layout: str, api_workers: int | None,
-             sweep_seconds: float, logs: Path) -> Iterator[Rig]:
+             sweep_seconds: float, logs: Path, broker: str = "redis") -> Iterator[Rig]:
     # A wrong layout is refused before any server starts.
     workers = worker_layout(layout, shard_queues({"QUEUE_PREFIX": QUEUE_PREFIX, "SHARD_COUNT": str(shards)}))
     base = Path(tempfile.mkdtemp(prefix="stock-faults-"))
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     mariadb, redis, stack = MariaDB(base, free_port()), Redis(base, free_port()), None
+    rabbitmq = RabbitMQ(base / "rabbitmq", free_port(), free_port(), logs) if broker == "rabbitmq" else None
     try:
         mariadb.start()
         redis.start()
-        env = service_env(mariadb, redis, shards, sweep_seconds)
+        if rabbitmq is not None:
+            rabbitmq.start()
+        env = service_env(mariadb, redis, shards, sweep_seconds, rabbitmq)
         os.environ.update(env)  # for this process's own use of the settings (key hashing)
         from cli.prestart import create_database_if_missing, upgrade
 
@@ -118,10 +124,12 @@ def open_rig(timing: Timing, shards: int, layout: str, api_workers: int | None,
         stack = Stack(env, port=free_port(), api_workers=api_workers, logs=logs, worker_log_level="INFO",
                       layout=workers)
         engine = create_engine(env["DATABASE_URL"], pool_pre_ping=True, isolation_level="READ COMMITTED")
-        yield Rig(mariadb, redis, stack, engine, keys[0], keys[1], catalog, shards, timing)
+        yield Rig(mariadb, redis, stack, engine, keys[0], keys[1], catalog, shards, timing, rabbitmq)
     finally:
         if stack is not None:
             stack.stop()
+        if rabbitmq is not None:
+            rabbitmq.close()  # a kill -9: the node and its data are thrown away
         redis.stop()
         mariadb.stop()
         for name in ("mariadb.log", "redis.log"):

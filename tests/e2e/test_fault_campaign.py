@@ -1,7 +1,8 @@
 """The short fault campaign (python -m bench.faults --short, docs/faults.md): each fault once under a
-few seconds of mixed load, on a MariaDB and a Redis of its own. Nothing accepted is lost, applied
-twice or left unfinished past the recovery bound, the service recovers from every fault, and the
-books balance in the database after each."""
+few seconds of mixed load, on a MariaDB and a Redis of its own, with Redis as the broker and with a
+RabbitMQ node of its own as the broker (whose restart and kill -9 replace Redis's faults). Nothing
+accepted is lost, applied twice or left unfinished past the recovery bound, the service recovers
+from every fault, and the books balance in the database after each."""
 
 import json
 import shutil
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from bench.faults.catalogue import BROKERS
 from bench.stack import ROOT
 
 COLUMNS_THAT_MUST_BE_ZERO = ("lost", "duplicated", "stuck")
@@ -17,12 +19,15 @@ COLUMNS_THAT_MUST_BE_ZERO = ("lost", "duplicated", "stuck")
 TIMEOUT_SECONDS = 1200
 
 
-def test_the_short_fault_campaign_loses_nothing_applies_nothing_twice_and_recovers(tmp_path):
-    for program in ("mariadb-install-db", "redis-server"):
+@pytest.mark.parametrize("broker", BROKERS)
+def test_the_short_fault_campaign_loses_nothing_applies_nothing_twice_and_recovers(tmp_path, broker):
+    servers = ("mariadb-install-db", "redis-server", *(("rabbitmq-server",) if broker == "rabbitmq" else ()))
+    for program in servers:
         if shutil.which(program) is None:
             pytest.fail(f"{program} is not installed (.ci/run installs it): the campaign starts servers "
                         "of its own")
-    campaign = subprocess.Popen([sys.executable, "-m", "bench.faults", "--short", "--out", str(tmp_path)],
+    campaign = subprocess.Popen([sys.executable, "-m", "bench.faults", "--short", "--broker", broker,
+                                 "--out", str(tmp_path)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = campaign.communicate(timeout=TIMEOUT_SECONDS)

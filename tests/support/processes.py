@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -63,17 +63,19 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Process, str]:
+def start_api(env: dict[str, str] | None = None, workers: int = 2, host: str = "127.0.0.1",
+              run_in: Sequence[str] = ()) -> tuple[Process, str]:
+    """The API on HOST; `run_in` prefixes its command (`ip netns exec NS` puts it on another host)."""
     port = free_port()
     # As bin/run does: an empty directory where the API's processes add up their metrics.
     metrics_dir = tempfile.mkdtemp(prefix="stock-api-metrics-")
     # As bin/run: api/server.py, uvicorn with the header and connection limits.
-    api = Process(f"api-{port}", [sys.executable, "-m", "api.server",
-                                  "--host", "127.0.0.1", "--port", str(port),
+    api = Process(f"api-{port}", [*run_in, sys.executable, "-m", "api.server",
+                                  "--host", host, "--port", str(port),
                                   "--workers", str(workers), "--no-access-log"],
                   {"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **(env or {})})
     api.on_stop(lambda: shutil.rmtree(metrics_dir, ignore_errors=True))
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     api.metrics_url = f"{base}/metrics"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -91,16 +93,18 @@ def start_api(env: dict[str, str] | None = None, workers: int = 2) -> tuple[Proc
 
 def start_worker(name: str, queues: Iterable[str] | None = None,
                  env: dict[str, str] | None = None, concurrency: int = 1,
-                 pool: str = "solo") -> Process:
+                 pool: str = "solo", host: str = "127.0.0.1", run_in: Sequence[str] = ()) -> Process:
+    """A worker; `run_in` prefixes its command (`ip netns exec NS` puts it on another host, whose
+    address HOST its metrics are served on)."""
     queues = queues or all_queues()
     # Its own metrics port: tests run several workers on the same shards, which bin/run never does.
     metrics_port = free_port()
     worker = Process(f"worker-{name}", [
-        sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", ",".join(queues),
+        *run_in, sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", ",".join(queues),
         "--pool", pool, "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
         "--without-mingle", "--loglevel", "INFO"],
-        {"WORKER_METRICS_PORT": str(metrics_port), **(env or {})})
-    worker.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        {"WORKER_METRICS_PORT": str(metrics_port), "WORKER_METRICS_HOST": host, **(env or {})})
+    worker.metrics_url = f"http://{host}:{metrics_port}/metrics"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if worker.popen.poll() is not None:
