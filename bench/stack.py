@@ -45,13 +45,14 @@ def fresh_database(url: str) -> None:
 
 
 def bench_key(url: str) -> dict[str, str]:
-    """Authorization headers of a fresh read+write key in the database at `url`."""
+    """Authorization headers of a fresh key in the database at `url` that may write stock, the
+    catalog and webhooks (the benchmarks and the multi-host test make their own)."""
     from sqlalchemy.orm import Session
 
     from shared.api_keys import create_key
 
     with Session(create_engine(url)) as session:
-        key = create_key(session, name="bench", scopes=frozenset({"read", "write"}))
+        key = create_key(session, name="bench", scopes=frozenset({"read", "write", "catalog", "webhooks"}))
         session.commit()
     return {"Authorization": f"Bearer {key}"}
 
