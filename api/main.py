@@ -13,7 +13,18 @@ from api.accept.fast_path import FastCommands
 from api.accept.publisher import get_publisher
 from api.accept.waiters import get_waiters
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, commands, docs, events, health, jobs, reorder_points, stock, webhooks
+from api.routes import (
+    catalog,
+    commands,
+    docs,
+    events,
+    health,
+    jobs,
+    reorder_points,
+    reservations,
+    stock,
+    webhooks,
+)
 from api.routes.commands import BATCHES_PATH
 from api.telemetry import RequestTelemetry
 from shared.logs import configure_logging
@@ -47,7 +58,7 @@ def create_app() -> FastAPI:
                   docs_url=None, redoc_url=None)
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).
-    for module in (commands, jobs, stock, reorder_points, catalog, events, webhooks, health):
+    for module in (commands, jobs, stock, reservations, reorder_points, catalog, events, webhooks, health):
         app.include_router(module.router)
     docs.install(app)
     # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.

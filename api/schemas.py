@@ -84,6 +84,19 @@ class StockOut(BaseModel):
         return self.on_hand - self.reserved
 
 
+class ReservationOut(BaseModel):
+    """A hold on a level's units: `quantity` reserved, `committed` issued from it; while `active`,
+    the rest is held until `expires_at`."""
+
+    reservation: str
+    warehouse: str
+    sku: str
+    quantity: int
+    committed: int
+    status: Literal["active", "committed", "released", "expired"]
+    expires_at: str
+
+
 class LedgerOut(BaseModel):
     id: int
     warehouse: str
@@ -91,6 +104,9 @@ class LedgerOut(BaseModel):
     type: str
     delta: int
     on_hand_after: int
+    reserved_delta: int = Field(0, description="the change of the level's reserved units (reserve, "
+                                "release, commit, expire, or a count's release)")
+    reserved_after: int = 0
     version: int
     job_id: str | None = Field(description="null for another key's job, unless the caller is an "
                                "admin key not limited to warehouses")

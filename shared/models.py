@@ -72,6 +72,8 @@ class StockLevel(Base):
     __table_args__ = (
         UniqueConstraint("warehouse_id", "product_id"),
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        # Nothing is ever promised twice: what is held fits in what is on hand.
+        CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="available_not_negative"),
         Index(None, "product_id"),
     )
 
@@ -79,6 +81,8 @@ class StockLevel(Base):
     warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouse.id"))
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
     on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Units held by active reservations: available = on_hand - reserved.
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # Below this many available units the level announces `stock.low` (once per crossing).
@@ -187,6 +191,9 @@ class LedgerEntry(Base):
     type: Mapped[str] = mapped_column(String(16))
     delta: Mapped[int] = mapped_column(BigInteger)
     on_hand_after: Mapped[int] = mapped_column(BigInteger)
+    # The change of the level's reserved units (reserve, release, commit, expire), and after it.
+    reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    reserved_after: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     version: Mapped[int] = mapped_column(BigInteger)
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id"))
     line: Mapped[int | None] = mapped_column(Integer)
@@ -275,3 +282,41 @@ class WebhookDispatch(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Reservation(Base):
+    """A hold on a level's units for a checkout or a pick list (shared/stock/holds.py). `quantity`
+    is what was reserved, `committed` what has been issued from it; while `active`, the rest is
+    held, until it is released, committed in full, or expires."""
+
+    __tablename__ = "reservation"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "client_id"),
+        Index(None, "status", "expires_at"),  # the expiry scan
+        Index(None, "stock_level_id", "status", "created_at"),  # a count's releases, newest first
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    api_key_id: Mapped[int | None] = mapped_column(Id)
+    client_id: Mapped[str] = mapped_column(String(64))  # the client's id: unique per API key
+    stock_level_id: Mapped[int] = mapped_column(ForeignKey("stock_level.id"))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    committed: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    slot: Mapped[int] = mapped_column(Integer)  # where its commands are ordered (its reserve's slot)
+    job_id: Mapped[str] = mapped_column(String(36))  # the reserve's job
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ReservationRoute(Base):
+    """Where a reservation's commands are ordered, known when its reserve is accepted: a commit or
+    release names only the reservation, and must be applied in the order of the reserve's slot
+    (its warehouse's), even before the reserve itself has been applied."""
+
+    __tablename__ = "reservation_route"
+
+    api_key_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer)

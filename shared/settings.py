@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # SWEEP_AFTER_SECONDS that no worker holds: a lost message, a dead or stuck worker's share.
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     sweep_after_seconds: float = Field(default=5.0, ge=0)
+    # Every EXPIRY_INTERVAL_SECONDS each worker on the shard queues releases the reservations past
+    # their time (worker/expiry.py).
+    expiry_interval_seconds: float = Field(default=0.5, gt=0)
 
     # Events are kept this long (the feed's readers may be this far behind).
     event_retention_days: int = Field(default=7, ge=7)

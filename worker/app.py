@@ -15,12 +15,14 @@ from shared.db import end_idle_transactions_after, get_engine  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from worker import metrics, tasks, webhooks  # noqa: E402,F401  (registers the tasks and signal handlers)
+from worker.expiry import ExpiryScanner, start_expiry_scanner  # noqa: E402
 from worker.sweep import Sweeper, start_sweeper  # noqa: E402
 
 app = celery_app
 # A worker stopped or cut off while holding slot locks loses them after this long.
 end_idle_transactions_after(get_engine(), get_settings().db_idle_transaction_timeout_seconds)
 _sweeper: Sweeper | None = None
+_expiry: ExpiryScanner | None = None
 _dispatcher: webhooks.Dispatcher | None = None
 
 
@@ -35,11 +37,13 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
 
 @worker_ready.connect
 def _start_threads(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
-    """A worker on the shard queues sweeps; one on the webhooks queue dispatches deliveries."""
-    global _sweeper, _dispatcher
+    """A worker on the shard queues sweeps and expires reservations; one on the webhooks queue
+    dispatches deliveries."""
+    global _sweeper, _expiry, _dispatcher
     consumed = {queue.name for queue in sender.task_consumer.queues} if sender else set()
     if consumed - {webhooks_queue()}:
         _sweeper = start_sweeper()
+        _expiry = start_expiry_scanner()
     if webhooks_queue() in consumed:
         _dispatcher = webhooks.Dispatcher()
         _dispatcher.start()
@@ -47,7 +51,7 @@ def _start_threads(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-d
 
 @worker_shutdown.connect
 def _stop_threads(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-    for thread in (_sweeper, _dispatcher):
+    for thread in (_sweeper, _expiry, _dispatcher):
         if thread is not None:
             thread.stop()
 

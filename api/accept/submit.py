@@ -17,6 +17,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from api.accept.routing import plain_slot, reservation_slot, touches_reservations
 from api.accept.waiters import get_waiters
 from api.accept.writer import Acceptance, KeyRevoked, get_job_writer
 from api.access import forget_key, unauthorized
@@ -26,7 +27,6 @@ from api.problems import ProblemError
 from shared import warehouse_limit
 from shared.api_keys import Principal
 from shared.db import get_session_factory
-from shared.ordering import slot_for
 from shared.schemas.commands import CommandBase
 from shared.settings import get_settings
 from shared.status_board import get_status_board
@@ -93,9 +93,14 @@ async def _submit(work: Work, principal: Principal, idempotency_key: str | None,
 
 async def _write(job_id: str, work: Work, principal: Principal,
                  idempotency_key: str | None) -> Acceptance:
+    commands = list(work.commands)
+    if touches_reservations(commands):
+        slot = await run_in_threadpool(reservation_slot, commands, principal.key_id)
+    else:
+        slot = plain_slot(commands)
     acceptance = await get_job_writer().submit(
         job_id=job_id, api_key_id=principal.key_id, kind=work.kind, mode=work.mode,
-        payload=work.payload, slot=slot_for(work.commands[0].first_warehouse),
+        payload=work.payload, slot=slot,
         line_count=work.line_count, idempotency_key=idempotency_key,
         request_hash=fingerprint(work.kind, work.mode, work.payload) if idempotency_key else None)
     if not acceptance.replayed:

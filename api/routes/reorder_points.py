@@ -46,6 +46,7 @@ def set_reorder_point(warehouse: Code, sku: Sku, body: ReorderPointIn, session: 
                          "reorder_point": body.reorder_point, "updated_at": utcnow()})
         session.execute(update(StockLevel).where(*where).values(reorder_point=body.reorder_point))
     level = session.execute(select(StockLevel).where(*where)).scalar_one()
-    return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, version=level.version,
+    return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, reserved=level.reserved,
+                    version=level.version,
                     updated_at=rfc3339(level.updated_at) if level.version else None,
                     reorder_point=level.reorder_point)

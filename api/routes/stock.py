@@ -65,8 +65,8 @@ def list_stock(session: SessionDep, principal: Reader, warehouse: CodeQuery = No
         .join(Product, Product.id == level.product_id).order_by(level.id)))
     return page_of(rows, limit,
                    lambda r: StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand,
-                                      version=r[0].version, updated_at=rfc3339(r[0].updated_at),
-                                      reorder_point=r[0].reorder_point),
+                                      reserved=r[0].reserved, version=r[0].version,
+                                      updated_at=rfc3339(r[0].updated_at), reorder_point=r[0].reorder_point),
                    lambda r: r[0].id)
 
 
@@ -87,17 +87,19 @@ def get_stock(warehouse: WarehousePath, sku: SkuPath, session: SessionDep, princ
     if level is None:
         return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
     if as_of is None:
-        return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, version=level.version,
-                        updated_at=rfc3339(level.updated_at), reorder_point=level.reorder_point)
+        return StockOut(warehouse=warehouse, sku=sku, on_hand=level.on_hand, reserved=level.reserved,
+                        version=level.version, updated_at=rfc3339(level.updated_at),
+                        reorder_point=level.reorder_point)
     entry = session.execute(
-        select(LedgerEntry.on_hand_after, LedgerEntry.version, LedgerEntry.recorded_at)
+        select(LedgerEntry.on_hand_after, LedgerEntry.reserved_after, LedgerEntry.version,
+               LedgerEntry.recorded_at)
         .where(LedgerEntry.stock_level_id == level.id,
                LedgerEntry.recorded_at <= _end_of_millisecond(as_of))
         .order_by(LedgerEntry.id.desc()).limit(1)).first()
     if entry is None:
         return StockOut(warehouse=warehouse, sku=sku, on_hand=0, version=0, updated_at=None)
-    return StockOut(warehouse=warehouse, sku=sku, on_hand=entry[0], version=entry[1],
-                    updated_at=rfc3339(entry[2]))
+    return StockOut(warehouse=warehouse, sku=sku, on_hand=entry[0], reserved=entry[1], version=entry[2],
+                    updated_at=rfc3339(entry[3]))
 
 
 def _end_of_millisecond(value: datetime) -> datetime:
@@ -169,7 +171,8 @@ def list_ledger(session: SessionDep, principal: Reader, warehouse: CodeQuery = N
 def _ledger_out(e: LedgerEntry, warehouse: str, sku: str, principal: Principal) -> LedgerOut:
     shown = warehouse_limit.shows_job_of(principal, e.api_key_id)
     return LedgerOut(id=e.id, warehouse=warehouse, sku=sku, type=e.type, delta=e.delta,
-                     on_hand_after=e.on_hand_after, version=e.version,
+                     on_hand_after=e.on_hand_after, reserved_delta=e.reserved_delta,
+                     reserved_after=e.reserved_after, version=e.version,
                      job_id=e.job_id if shown else None, line=e.line,
                      reference=e.reference if shown else None, reason=e.reason,
                      recorded_at=rfc3339(e.recorded_at))

@@ -19,7 +19,13 @@ Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
 Note = free_text(200)  # reference, reason: see shared/schemas/text.py
 
-LEDGER_TYPES = ("receive", "issue", "adjust", "count", "transfer_out", "transfer_in")
+# A reservation: the client's own id, unique per API key.
+RESERVATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+ReservationId = Annotated[str, StringConstraints(pattern=RESERVATION_ID_PATTERN)]
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+
+LEDGER_TYPES = ("receive", "issue", "adjust", "count", "transfer_out", "transfer_in", "reserve", "release",
+                "commit", "expire")
 
 
 class CommandBase(BaseModel):
@@ -35,8 +41,11 @@ class CommandBase(BaseModel):
         return [(self.warehouse, self.sku)]  # type: ignore[attr-defined]
 
     @property
-    def first_warehouse(self) -> str:
-        return self.stock_keys()[0][0]
+    def first_warehouse(self) -> str | None:
+        """Where the command is ordered; None for one that names only a reservation (its reserve's
+        warehouse orders it: api/accept/writer.py looks it up)."""
+        keys = self.stock_keys()
+        return keys[0][0] if keys else None
 
     @property
     def warehouses(self) -> tuple[str, ...]:
@@ -96,9 +105,57 @@ class Transfer(CommandBase):
         return [(self.from_warehouse, self.sku), (self.to_warehouse, self.sku)]
 
 
-Command = Annotated[Receive | Issue | Adjust | Count | Transfer, Field(discriminator="type")]
+class Reserve(CommandBase):
+    """Hold units for a checkout or a pick list, until committed, released, or expired."""
+
+    type: Literal["reserve"]
+    warehouse: Code
+    sku: Sku
+    quantity: Quantity
+    reservation: ReservationId
+    expires_in: Annotated[int, Field(ge=1, le=MAX_HOLD_SECONDS)] = 900
+
+
+class Release(CommandBase):
+    """Give a reservation's held units back."""
+
+    type: Literal["release"]
+    reservation: ReservationId
+
+    def stock_keys(self) -> list[tuple[str, str]]:
+        return []  # the reservation's level, found when it is applied
+
+
+class Commit(CommandBase):
+    """Issue held units (all that is held, or `quantity` of them; the rest stays held)."""
+
+    type: Literal["commit"]
+    reservation: ReservationId
+    quantity: Quantity | None = None
+
+    def stock_keys(self) -> list[tuple[str, str]]:
+        return []
+
+
+class Expire(CommandBase):
+    """Not for clients: the service's own release of a reservation past its time
+    (worker/expiry.py), applied like any command, in the reservation's order."""
+
+    type: Literal["expire"]
+    reservation_id: Annotated[int, Field(ge=1)]
+
+    def stock_keys(self) -> list[tuple[str, str]]:
+        return []
+
+
+Command = Annotated[Receive | Issue | Adjust | Count | Transfer | Reserve | Release | Commit,
+                    Field(discriminator="type")]
 command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 commands_adapter: TypeAdapter[list[Command]] = TypeAdapter(list[Command])
+# What a job may hold: a client's command, or one the service made itself.
+StoredCommand = Annotated[Receive | Issue | Adjust | Count | Transfer | Reserve | Release | Commit | Expire,
+                          Field(discriminator="type")]
+stored_command_adapter: TypeAdapter[StoredCommand] = TypeAdapter(StoredCommand)
 
 
 class BatchRequest(BaseModel):

@@ -24,23 +24,17 @@ from shared.jobs.rows import set_job_outcomes
 from shared.jobs.status import FAILED, TERMINAL
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
 from shared.problems import Problem
-from shared.schemas.commands import Command, command_adapter
-from shared.stock.planning import (
-    Balance,
-    Catalog,
-    JobPlan,
-    Key,
-    RunningBalances,
-    plan_batch,
-    plan_single,
-)
+from shared.schemas.commands import Command, Count, StoredCommand, stored_command_adapter
+from shared.stock import reservations
+from shared.stock.planning import Catalog, JobPlan, plan_batch, plan_single
+from shared.stock.state import Balance, JobContext, Key, RunningBalances
 from shared.stock.upsert import upsert_levels
 
 
 @dataclass
 class _PendingJob:
     row: Row[Any]
-    commands: list[Command]
+    commands: list[StoredCommand]
 
 
 class _BatchPayload(BaseModel):
@@ -54,7 +48,7 @@ class _BatchPayload(BaseModel):
 # pydantic to parse and validate in one pass.
 _JOB_COLUMNS = (Job.id, Job.kind, Job.mode, Job.status, type_coerce(Job.payload, Text).label("payload"),
                 Job.attempts, Job.api_key_id, Job.result, Job.error, Job.submitted_at, Job.started_at,
-                Job.completed_at, Job.request_id)
+                Job.completed_at, Job.request_id, Job.slot)
 
 # The batch's reads, built once: only the lists bound to them change from batch to batch, and
 # building the statements afresh cost about as much of the worker's CPU as running them.
@@ -66,7 +60,7 @@ _PRODUCTS = select(Product.id, Product.sku).where(Product.sku.in_(bindparam("sku
 # One range scan of the (warehouse, product) unique index in its own order, so rows are locked in
 # sorted order with one round trip (EXPLAIN: range on uq_stock_level_warehouse_id_product_id).
 _LOCK_LEVELS = (select(StockLevel.id, StockLevel.warehouse_id, StockLevel.product_id, StockLevel.on_hand,
-                       StockLevel.version, StockLevel.reorder_point)
+                       StockLevel.version, StockLevel.reserved, StockLevel.reorder_point)
                 .where(tuple_(StockLevel.warehouse_id, StockLevel.product_id)
                        .in_(bindparam("keys", expanding=True)))
                 .order_by(StockLevel.warehouse_id, StockLevel.product_id)
@@ -119,35 +113,44 @@ def _lock_jobs(session: Session, job_ids: Iterable[str]) -> dict[str, Row[Any]]:
     return {job.id: job for job in session.execute(_LOCK_JOBS, {"ids": sorted(set(job_ids))})}
 
 
-def _parse(row: Row[Any]) -> list[Command]:
+def _parse(row: Row[Any]) -> list[StoredCommand]:
     if row.kind == "command":
-        return [command_adapter.validate_json(row.payload)]
-    return _BatchPayload.model_validate_json(row.payload).commands
+        return [stored_command_adapter.validate_json(row.payload)]
+    return list(_BatchPayload.model_validate_json(row.payload).commands)
 
 
 def _apply_pending(session: Session, pending: list[_PendingJob]
                    ) -> tuple[list[tuple[Row[Any], JobPlan]], list[NewEvent]]:
     """Plan every job against the locked balances and write the ledger and balances; returns the
     plans (the job rows are the caller's to finish) and the levels' events."""
-    catalog = _load_catalog(session, [c for job in pending for c in job.commands])
-    keys = {key for job in pending for c in job.commands
-            if not isinstance(key_list := catalog.resolve(c), Problem) for key in key_list}
+    named = reservations.Named()
+    for job in pending:
+        for command in job.commands:
+            named.add(command, job.row.api_key_id)
+    held = reservations.levels_held(session, named)
+    catalog = _load_catalog(session, [key for job in pending for c in job.commands for key in c.stock_keys()]
+                            + [(code, sku) for _, code, sku in held])
+    resolved = list(_resolved(catalog, pending))
+    keys = {key for _, key in resolved} | {key for key, _, _ in held}
+    named.counted = {key for command, key in resolved if isinstance(command, Count)}
     level_ids, locked, created, reorder_points = _lock_levels(session, keys)
-    balances = RunningBalances(locked)
-    level_events = LevelEvents(catalog.names(keys), {k: b.on_hand for k, b in locked.items()},
+    balances = RunningBalances(locked, reservations.lock(session, named, level_ids))
+    level_events = LevelEvents(catalog.names(keys), {k: b.available for k, b in locked.items()},
                                reorder_points)
 
     now = utcnow()
     plans: list[tuple[Row[Any], JobPlan]] = []
     ledger_rows: list[dict[str, Any]] = []
     for job in pending:
+        context = JobContext(job.row.id, job.row.api_key_id, job.row.submitted_at, job.row.slot, now)
         if job.row.kind == "command":
-            plan = plan_single(job.commands[0], catalog, balances)
+            plan = plan_single(job.commands[0], catalog, balances, context)
         else:
-            plan = plan_batch(job.commands, job.row.mode == "atomic", catalog, balances)
+            plan = plan_batch(job.commands, job.row.mode == "atomic", catalog, balances, context)
         ledger_rows.extend(
             {"stock_level_id": level_ids[m.key], "type": m.type, "delta": m.delta,
-             "on_hand_after": m.on_hand_after, "version": m.version, "job_id": job.row.id,
+             "on_hand_after": m.on_hand_after, "reserved_delta": m.reserved_delta,
+             "reserved_after": m.reserved_after, "version": m.version, "job_id": job.row.id,
              "line": m.line, "reference": m.reference, "reason": m.reason,
              "api_key_id": job.row.api_key_id, "recorded_at": now}
             for m in plan.movements)
@@ -158,6 +161,7 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
     if ledger_rows:
         session.execute(insert(LedgerEntry.__table__), ledger_rows)
         upsert_levels(session, changed, now)
+    reservations.write(session, balances.changed_holds(), level_ids)
     # A level created for a command that then failed would be a write by a failed job: take it back.
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]
     if unused:
@@ -167,9 +171,19 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
     return plans, level_events.events
 
 
-def _load_catalog(session: Session, commands: list[Command]) -> Catalog:
-    codes = {code for c in commands for code, _ in c.stock_keys()}
-    skus = {sku for c in commands for _, sku in c.stock_keys()}
+def _resolved(catalog: Catalog, pending: list[_PendingJob]) -> Iterable[tuple[StoredCommand, Key]]:
+    """Each command with each level it names, for the commands the catalog can resolve."""
+    for job in pending:
+        for command in job.commands:
+            key_list = catalog.resolve(command)
+            if not isinstance(key_list, Problem):
+                for key in key_list:
+                    yield command, key
+
+
+def _load_catalog(session: Session, named: list[tuple[str, str]]) -> Catalog:
+    codes = {code for code, _ in named}
+    skus = {sku for _, sku in named}
     warehouses = {code: (wid, active)
                   for wid, code, active in session.execute(_WAREHOUSES, {"codes": list(codes)})}
     products = {sku: pid for pid, sku in session.execute(_PRODUCTS, {"skus": list(skus)})}
@@ -200,8 +214,8 @@ def _lock_levels(session: Session, keys: set[Key]
 def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance, int | None]]:
     if not keys:
         return {}
-    return {(warehouse_id, product_id): (level_id, Balance(on_hand, version), reorder_point)
-            for level_id, warehouse_id, product_id, on_hand, version, reorder_point
+    return {(warehouse_id, product_id): (level_id, Balance(on_hand, version, reserved), reorder_point)
+            for level_id, warehouse_id, product_id, on_hand, version, reserved, reorder_point
             in session.execute(_LOCK_LEVELS, {"keys": sorted(keys)})}
 
 

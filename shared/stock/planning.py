@@ -1,6 +1,8 @@
-"""Pure stock arithmetic: what each command does to the balances, with no database in sight.
+"""Pure stock arithmetic: how a job's commands play out against the running state of a transaction
+(state.py), with no database in sight (what each command does: moves.py; reservations: holds.py).
 
-`apply.py` loads and locks the balances, hands them here, and writes back what comes out.
+`apply.py` loads and locks the balances and reservations, hands them here, and writes back what
+comes out.
 """
 
 from collections.abc import Iterable, Mapping
@@ -8,29 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.problems import Problem
-from shared.schemas.commands import Adjust, Command, Count, Issue, Receive, Transfer
-
-Key = tuple[int, int]  # (warehouse id, product id)
-
-
-@dataclass(frozen=True)
-class Balance:
-    on_hand: int
-    version: int
-
-
-@dataclass(frozen=True)
-class Movement:
-    """One ledger row to write: `on_hand_after` and `version` are the level's state after it."""
-
-    key: Key
-    type: str
-    delta: int
-    on_hand_after: int
-    version: int
-    line: int | None
-    reference: str | None
-    reason: str | None
+from shared.schemas.commands import Commit, Count, Expire, Release, Transfer
+from shared.stock.holds import Hold
+from shared.stock.moves import plan_command, plan_reservation_command
+from shared.stock.state import Balance, JobContext, Key, Movement, RunningBalances
 
 
 @dataclass(frozen=True)
@@ -46,7 +29,7 @@ class Catalog:
         skus = {pid: sku for sku, pid in self.products.items()}
         return {key: (codes[key[0]], skus[key[1]]) for key in keys}
 
-    def resolve(self, command: Command) -> list[Key] | Problem:
+    def resolve(self, command: Any) -> list[Key] | Problem:
         keys = []
         for code, sku in command.stock_keys():
             warehouse = self.warehouses.get(code)
@@ -61,88 +44,6 @@ class Catalog:
                 return Problem("unknown-sku", 422, f"No product with sku {sku!r}.", {"sku": sku})
             keys.append((warehouse[0], product))
         return keys
-
-
-class RunningBalances:
-    """Balances as commands apply one after another; a unit of lines is tried on a scratch layer
-    and kept only if the whole unit succeeds."""
-
-    def __init__(self, locked: Mapping[Key, Balance]) -> None:
-        self._current = dict(locked)
-        self._scratch: dict[Key, Balance] = {}
-
-    def get(self, key: Key) -> Balance:
-        return self._scratch.get(key) or self._current.get(key) or Balance(0, 0)
-
-    def stage(self, movements: Iterable[Movement]) -> None:
-        for m in movements:
-            self._scratch[m.key] = Balance(m.on_hand_after, m.version)
-
-    def keep(self) -> None:
-        self._current.update(self._scratch)
-        self._scratch.clear()
-
-    def discard(self) -> None:
-        self._scratch.clear()
-
-    def final(self) -> dict[Key, Balance]:
-        return dict(self._current)
-
-
-def _insufficient(command: Command, on_hand: int, requested: int) -> Problem:
-    where = command.stock_keys()[0][0]
-    return Problem(
-        "insufficient-stock", 409,
-        f"{where}/{command.sku} has {on_hand} on hand; {requested} requested.",  # type: ignore[union-attr]
-        {"on_hand": on_hand, "requested": requested},
-    )
-
-
-def _check_expectations(command: Command, balance: Balance) -> Problem | None:
-    if command.expected_on_hand is not None and command.expected_on_hand != balance.on_hand:
-        return Problem("stale-expectation", 409,
-                       f"Expected on_hand {command.expected_on_hand}, found {balance.on_hand}.",
-                       {"expected_on_hand": command.expected_on_hand, "on_hand": balance.on_hand})
-    if command.expected_version is not None and command.expected_version != balance.version:
-        return Problem("stale-expectation", 409,
-                       f"Expected version {command.expected_version}, found {balance.version}.",
-                       {"expected_version": command.expected_version, "version": balance.version})
-    return None
-
-
-def plan_command(command: Command, keys: list[Key], balances: RunningBalances,
-                 line: int | None) -> list[Movement] | Problem:
-    """The movements one command makes against the running balances, or why it cannot."""
-    source = balances.get(keys[0])
-    problem = _check_expectations(command, source)
-    if problem:
-        return problem
-
-    def move(key: Key, kind: str, delta: int, before: Balance) -> Movement:
-        return Movement(key, kind, delta, before.on_hand + delta, before.version + 1, line,
-                        command.reference, command.reason)
-
-    match command:
-        case Receive():
-            return [move(keys[0], "receive", command.quantity, source)]
-        case Issue():
-            if source.on_hand < command.quantity:
-                return _insufficient(command, source.on_hand, command.quantity)
-            return [move(keys[0], "issue", -command.quantity, source)]
-        case Adjust():
-            if source.on_hand + command.delta < 0:
-                return _insufficient(command, source.on_hand, -command.delta)
-            return [move(keys[0], "adjust", command.delta, source)]
-        case Count():
-            # A count that confirms the balance is still an event worth a ledger row (delta 0).
-            return [move(keys[0], "count", command.on_hand - source.on_hand, source)]
-        case Transfer():
-            if source.on_hand < command.quantity:
-                return _insufficient(command, source.on_hand, command.quantity)
-            target = balances.get(keys[1])
-            return [move(keys[0], "transfer_out", -command.quantity, source),
-                    move(keys[1], "transfer_in", command.quantity, target)]
-    raise TypeError(f"unknown command {command!r}")
 
 
 @dataclass
@@ -160,33 +61,61 @@ def _level_result(m: Movement) -> dict[str, int]:
     return {"on_hand_after": m.on_hand_after, "version_after": m.version}
 
 
-def _plan_line(command: Command, catalog: Catalog, balances: RunningBalances,
+def _reservation_result(hold: Hold, balance: Balance) -> dict[str, Any]:
+    return {"on_hand_after": balance.on_hand, "version_after": balance.version,
+            "reserved_after": balance.reserved, "available_after": balance.available,
+            "reservation": {"reservation": hold.owner[1], "status": hold.status, "held": hold.held}}
+
+
+def _result(command: Any, movements: list[Movement], balances: RunningBalances,
+            job: JobContext) -> dict[str, Any]:
+    if isinstance(command, Transfer):
+        return {"from": _level_result(movements[0]), "to": _level_result(movements[1])}
+    if isinstance(command, Expire):
+        return {"expired": len(movements)}
+    if not movements:  # a retried reserve: the reservation as it stands
+        hold = balances.hold((job.api_key_id, command.reservation))
+        assert hold is not None
+        return _reservation_result(hold, balances.get(hold.key))
+    last = movements[-1]
+    if isinstance(command, Count):
+        result: dict[str, Any] = _level_result(last)
+        if len(movements) > 1:  # it released reservations that no longer fit
+            result |= {"reserved_after": last.reserved_after,
+                       "available_after": last.on_hand_after - last.reserved_after,
+                       "released_reservations": [m.hold.owner[1] for m in movements[1:] if m.hold]}
+        return result
+    if last.hold is not None:
+        return _reservation_result(last.hold, Balance(last.on_hand_after, last.version, last.reserved_after))
+    return _level_result(last)
+
+
+def _plan_line(command: Any, catalog: Catalog, balances: RunningBalances, job: JobContext,
                line: int | None) -> list[Movement] | Problem:
+    if isinstance(command, Release | Commit | Expire):
+        return plan_reservation_command(command, balances, job, line)
     keys = catalog.resolve(command)
     if isinstance(keys, Problem):
         return keys
-    return plan_command(command, keys, balances, line)
+    return plan_command(command, keys, balances, job, line)
 
 
-def plan_single(command: Command, catalog: Catalog, balances: RunningBalances) -> JobPlan:
-    outcome = _plan_line(command, catalog, balances, None)
+def plan_single(command: Any, catalog: Catalog, balances: RunningBalances,
+                job: JobContext = JobContext()) -> JobPlan:
+    outcome = _plan_line(command, catalog, balances, job, None)
     if isinstance(outcome, Problem):
         return JobPlan("failed", error=outcome.to_dict())
     balances.stage(outcome)
     balances.keep()
-    if isinstance(command, Transfer):
-        result = {"from": _level_result(outcome[0]), "to": _level_result(outcome[1])}
-    else:
-        result = _level_result(outcome[0])
-    return JobPlan("succeeded", result=result, movements=outcome)
+    return JobPlan("succeeded", result=_result(command, outcome, balances, job), movements=outcome)
 
 
-def plan_batch(commands: list[Command], atomic: bool, catalog: Catalog,
-               balances: RunningBalances) -> JobPlan:
+def plan_batch(commands: list[Any], atomic: bool, catalog: Catalog, balances: RunningBalances,
+               job: JobContext = JobContext()) -> JobPlan:
     """Every line is tried, so a failed batch reports all its bad lines, not just the first."""
     plan = JobPlan("succeeded")
     for line, command in enumerate(commands):
-        outcome = _plan_line(command, catalog, balances, line)
+        outcome = _plan_line(command, catalog, balances, job, line)
         if isinstance(outcome, Problem):
             plan.failed_lines.append((line, outcome))
             continue

@@ -4,18 +4,13 @@ from typing import Any
 
 from shared.problems import Problem
 from shared.schemas.commands import command_adapter
-from shared.stock.planning import (
-    Balance,
-    Catalog,
-    Movement,
-    RunningBalances,
-    plan_batch,
-    plan_command,
-    plan_single,
-)
+from shared.stock.moves import plan_command
+from shared.stock.planning import Catalog, plan_batch, plan_single
+from shared.stock.state import Balance, JobContext, Movement, RunningBalances
 
 SEL, BUS, OLD = 1, 2, 3
 BOOK, PEN = 10, 20
+JOB = JobContext()
 CATALOG = Catalog(
     warehouses={"SEL-1": (SEL, True), "BUS-2": (BUS, True), "OLD-9": (OLD, False)},
     products={"BOOK-001": BOOK, "PEN-002": PEN},
@@ -65,32 +60,32 @@ def balances(**levels: tuple[int, int]) -> RunningBalances:
 def test_receive_on_a_level_that_never_moved() -> None:
     running = RunningBalances({})
     assert running.get((SEL, BOOK)) == Balance(0, 0)
-    movements = plan_command(receive(5, reference="PO-1"), [(SEL, BOOK)], running, None)
+    movements = plan_command(receive(5, reference="PO-1"), [(SEL, BOOK)], running, JOB, None)
     assert movements == [Movement((SEL, BOOK), "receive", 5, 5, 1, None, "PO-1", None)]
 
 
 def test_receive_adds_to_an_existing_level() -> None:
-    movements = plan_command(receive(7), [(SEL, BOOK)], balances(sel_book=(10, 3)), 4)
+    movements = plan_command(receive(7), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, 4)
     assert movements == [Movement((SEL, BOOK), "receive", 7, 17, 4, 4, None, None)]
 
 
 def test_issue_takes_from_the_level() -> None:
-    movements = plan_command(issue(4, reason="sold"), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    movements = plan_command(issue(4, reason="sold"), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert movements == [Movement((SEL, BOOK), "issue", -4, 6, 4, None, None, "sold")]
 
 
 def test_issue_of_everything_on_hand_leaves_zero() -> None:
-    movements = plan_command(issue(10), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    movements = plan_command(issue(10), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert isinstance(movements, list)
     assert (movements[0].delta, movements[0].on_hand_after, movements[0].version) == (-10, 0, 4)
 
 
 def test_issue_more_than_on_hand_is_insufficient_stock() -> None:
-    problem = plan_command(issue(11), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    problem = plan_command(issue(11), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert isinstance(problem, Problem)
     assert problem.slug == "insufficient-stock"
     assert problem.status == 409
-    assert problem.extra == {"on_hand": 10, "requested": 11}
+    assert problem.extra == {"on_hand": 10, "reserved": 0, "available": 10, "requested": 11}
     body = problem.to_dict()
     assert body["type"] == "/problems/insufficient-stock"
     assert body["title"] == "Insufficient stock"
@@ -100,55 +95,56 @@ def test_issue_more_than_on_hand_is_insufficient_stock() -> None:
 
 
 def test_issue_from_a_level_that_never_moved_is_insufficient_stock() -> None:
-    problem = plan_command(issue(1), [(SEL, BOOK)], RunningBalances({}), None)
+    problem = plan_command(issue(1), [(SEL, BOOK)], RunningBalances({}), JOB, None)
     assert isinstance(problem, Problem)
-    assert (problem.slug, problem.extra) == ("insufficient-stock", {"on_hand": 0, "requested": 1})
+    assert problem.slug == "insufficient-stock"
+    assert problem.extra == {"on_hand": 0, "reserved": 0, "available": 0, "requested": 1}
 
 
 def test_adjust_up_and_down() -> None:
     running = balances(sel_book=(10, 3))
-    assert plan_command(adjust(-3), [(SEL, BOOK)], running, None) == [
+    assert plan_command(adjust(-3), [(SEL, BOOK)], running, JOB, None) == [
         Movement((SEL, BOOK), "adjust", -3, 7, 4, None, None, "damaged")]
-    assert plan_command(adjust(5, reason="found"), [(SEL, BOOK)], running, 2) == [
+    assert plan_command(adjust(5, reason="found"), [(SEL, BOOK)], running, JOB, 2) == [
         Movement((SEL, BOOK), "adjust", 5, 15, 4, 2, None, "found")]
 
 
 def test_adjust_down_to_exactly_zero_is_allowed() -> None:
-    movements = plan_command(adjust(-10), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    movements = plan_command(adjust(-10), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert isinstance(movements, list)
     assert (movements[0].delta, movements[0].on_hand_after) == (-10, 0)
 
 
 def test_adjust_below_zero_is_insufficient_stock() -> None:
-    problem = plan_command(adjust(-11), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    problem = plan_command(adjust(-11), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert isinstance(problem, Problem)
     assert problem.slug == "insufficient-stock"
-    assert problem.extra == {"on_hand": 10, "requested": 11}
+    assert problem.extra == {"on_hand": 10, "reserved": 0, "available": 10, "requested": 11}
 
 
 def test_count_sets_the_level() -> None:
     running = balances(sel_book=(10, 3))
-    assert plan_command(count(40), [(SEL, BOOK)], running, None) == [
+    assert plan_command(count(40), [(SEL, BOOK)], running, JOB, None) == [
         Movement((SEL, BOOK), "count", 30, 40, 4, None, None, None)]
-    assert plan_command(count(4), [(SEL, BOOK)], running, None) == [
+    assert plan_command(count(4), [(SEL, BOOK)], running, JOB, None) == [
         Movement((SEL, BOOK), "count", -6, 4, 4, None, None, None)]
-    assert plan_command(count(0), [(SEL, BOOK)], running, None) == [
+    assert plan_command(count(0), [(SEL, BOOK)], running, JOB, None) == [
         Movement((SEL, BOOK), "count", -10, 0, 4, None, None, None)]
 
 
 def test_count_to_the_same_value_is_a_delta_zero_movement() -> None:
-    movements = plan_command(count(10), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    movements = plan_command(count(10), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert movements == [Movement((SEL, BOOK), "count", 0, 10, 4, None, None, None)]
 
 
 def test_count_on_a_level_that_never_moved() -> None:
-    movements = plan_command(count(0), [(SEL, BOOK)], RunningBalances({}), None)
+    movements = plan_command(count(0), [(SEL, BOOK)], RunningBalances({}), JOB, None)
     assert movements == [Movement((SEL, BOOK), "count", 0, 0, 1, None, None, None)]
 
 
 def test_transfer_is_transfer_out_then_transfer_in() -> None:
     running = balances(sel_book=(10, 3), bus_book=(2, 7))
-    movements = plan_command(transfer(4, reference="T-1"), [(SEL, BOOK), (BUS, BOOK)], running, 5)
+    movements = plan_command(transfer(4, reference="T-1"), [(SEL, BOOK), (BUS, BOOK)], running, JOB, 5)
     assert movements == [
         Movement((SEL, BOOK), "transfer_out", -4, 6, 4, 5, "T-1", None),
         Movement((BUS, BOOK), "transfer_in", 4, 6, 8, 5, "T-1", None),
@@ -156,7 +152,7 @@ def test_transfer_is_transfer_out_then_transfer_in() -> None:
 
 
 def test_transfer_into_a_level_that_never_moved() -> None:
-    movements = plan_command(transfer(10), [(SEL, BOOK), (BUS, BOOK)], balances(sel_book=(10, 3)), None)
+    movements = plan_command(transfer(10), [(SEL, BOOK), (BUS, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert movements == [
         Movement((SEL, BOOK), "transfer_out", -10, 0, 4, None, None, None),
         Movement((BUS, BOOK), "transfer_in", 10, 10, 1, None, None, None),
@@ -165,16 +161,16 @@ def test_transfer_into_a_level_that_never_moved() -> None:
 
 def test_transfer_more_than_on_hand_is_insufficient_stock() -> None:
     problem = plan_command(transfer(11), [(SEL, BOOK), (BUS, BOOK)],
-                           balances(sel_book=(10, 3), bus_book=(100, 1)), None)
+                           balances(sel_book=(10, 3), bus_book=(100, 1)), JOB, None)
     assert isinstance(problem, Problem)
     assert problem.slug == "insufficient-stock"
-    assert problem.extra == {"on_hand": 10, "requested": 11}
+    assert problem.extra == {"on_hand": 10, "reserved": 0, "available": 10, "requested": 11}
     assert "SEL-1/BOOK-001" in problem.detail
 
 
 def test_plan_command_does_not_touch_the_balances() -> None:
     running = balances(sel_book=(10, 3))
-    plan_command(issue(4), [(SEL, BOOK)], running, None)
+    plan_command(issue(4), [(SEL, BOOK)], running, JOB, None)
     assert running.get((SEL, BOOK)) == Balance(10, 3)
     assert running.final() == {(SEL, BOOK): Balance(10, 3)}
 
@@ -183,19 +179,20 @@ def test_plan_command_does_not_touch_the_balances() -> None:
 
 def test_matching_expectations_apply() -> None:
     movements = plan_command(issue(1, expected_on_hand=10, expected_version=3), [(SEL, BOOK)],
-                             balances(sel_book=(10, 3)), None)
+                             balances(sel_book=(10, 3)), JOB, None)
     assert movements == [Movement((SEL, BOOK), "issue", -1, 9, 4, None, None, None)]
 
 
 def test_expected_on_hand_mismatch_is_stale() -> None:
-    problem = plan_command(receive(1, expected_on_hand=9), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    problem = plan_command(receive(1, expected_on_hand=9), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB,
+                           None)
     assert isinstance(problem, Problem)
     assert (problem.slug, problem.status) == ("stale-expectation", 409)
     assert problem.extra == {"expected_on_hand": 9, "on_hand": 10}
 
 
 def test_expected_version_mismatch_is_stale() -> None:
-    problem = plan_command(count(5, expected_version=2), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    problem = plan_command(count(5, expected_version=2), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB, None)
     assert isinstance(problem, Problem)
     assert problem.slug == "stale-expectation"
     assert problem.extra == {"expected_version": 2, "version": 3}
@@ -203,15 +200,16 @@ def test_expected_version_mismatch_is_stale() -> None:
 
 def test_expected_version_zero_on_a_level_that_never_moved() -> None:
     movements = plan_command(receive(5, expected_version=0, expected_on_hand=0), [(SEL, BOOK)],
-                             RunningBalances({}), None)
+                             RunningBalances({}), JOB, None)
     assert movements == [Movement((SEL, BOOK), "receive", 5, 5, 1, None, None, None)]
-    problem = plan_command(receive(5, expected_version=1), [(SEL, BOOK)], RunningBalances({}), None)
+    problem = plan_command(receive(5, expected_version=1), [(SEL, BOOK)], RunningBalances({}), JOB, None)
     assert isinstance(problem, Problem)
     assert problem.extra == {"expected_version": 1, "version": 0}
 
 
 def test_stale_expectation_wins_over_insufficient_stock() -> None:
-    problem = plan_command(issue(50, expected_on_hand=50), [(SEL, BOOK)], balances(sel_book=(10, 3)), None)
+    problem = plan_command(issue(50, expected_on_hand=50), [(SEL, BOOK)], balances(sel_book=(10, 3)), JOB,
+                           None)
     assert isinstance(problem, Problem)
     assert problem.slug == "stale-expectation"
 
@@ -219,9 +217,9 @@ def test_stale_expectation_wins_over_insufficient_stock() -> None:
 def test_transfer_expectations_are_of_the_source() -> None:
     running = balances(sel_book=(10, 3), bus_book=(2, 7))
     keys = [(SEL, BOOK), (BUS, BOOK)]
-    ok = plan_command(transfer(1, expected_on_hand=10, expected_version=3), keys, running, None)
+    ok = plan_command(transfer(1, expected_on_hand=10, expected_version=3), keys, running, JOB, None)
     assert isinstance(ok, list) and len(ok) == 2
-    stale = plan_command(transfer(1, expected_version=7), keys, running, None)
+    stale = plan_command(transfer(1, expected_version=7), keys, running, JOB, None)
     assert isinstance(stale, Problem)
     assert stale.slug == "stale-expectation"
     assert stale.extra == {"expected_version": 7, "version": 3}
@@ -317,8 +315,8 @@ def test_plan_single_insufficient_stock_changes_nothing() -> None:
     assert plan.movements == []
     assert plan.result is None
     assert plan.error == {"type": "/problems/insufficient-stock", "title": "Insufficient stock",
-                          "status": 409, "detail": "SEL-1/BOOK-001 has 10 on hand; 11 requested.",
-                          "on_hand": 10, "requested": 11}
+                          "status": 409, "detail": "SEL-1/BOOK-001 has 10 available; 11 requested.",
+                          "on_hand": 10, "reserved": 0, "available": 10, "requested": 11}
     assert running.final() == {(SEL, BOOK): Balance(10, 3)}
     assert running.get((SEL, BOOK)) == Balance(10, 3)
 
@@ -383,7 +381,7 @@ def test_atomic_batch_with_a_bad_line_in_the_middle_changes_nothing() -> None:
     assert plan.movements == []
     assert plan.result == {"total": 3, "succeeded": 0, "failed": 1}
     assert plan.error == {"type": "/problems/insufficient-stock", "title": "Insufficient stock",
-                          "status": 409, "detail": "SEL-1/BOOK-001 has 15 on hand; 100 requested.",
+                          "status": 409, "detail": "SEL-1/BOOK-001 has 15 available; 100 requested.",
                           "on_hand": 15, "requested": 100, "line": 1}
     assert [line for line, _ in plan.failed_lines] == [1]
     assert running.final() == {(SEL, BOOK): Balance(10, 3)}
@@ -411,7 +409,7 @@ def test_atomic_batch_reports_all_bad_lines() -> None:
     assert [(line, p.slug) for line, p in plan.failed_lines] == [
         (1, "unknown-sku"), (3, "insufficient-stock"), (4, "inactive-warehouse"),
         (5, "stale-expectation"), (6, "unknown-warehouse")]
-    assert plan.failed_lines[1][1].extra == {"on_hand": 0, "requested": 1}
+    assert plan.failed_lines[1][1].extra == {"on_hand": 0, "reserved": 0, "available": 0, "requested": 1}
     assert plan.failed_lines[3][1].extra == {"expected_version": 3, "version": 5}
     assert plan.result == {"total": 8, "succeeded": 0, "failed": 5}
     assert running.final() == {(SEL, BOOK): Balance(10, 3), (BUS, BOOK): Balance(1, 1)}
@@ -468,7 +466,7 @@ def test_independent_batch_partially_fails_and_good_lines_apply() -> None:
     assert plan.result == {"total": 6, "succeeded": 4, "failed": 2}
     assert [(line, p.slug) for line, p in plan.failed_lines] == [(2, "insufficient-stock"),
                                                                   (3, "unknown-sku")]
-    assert plan.failed_lines[0][1].extra == {"on_hand": 0, "requested": 1}
+    assert plan.failed_lines[0][1].extra == {"on_hand": 0, "reserved": 0, "available": 0, "requested": 1}
     assert [(m.type, m.delta, m.on_hand_after, m.version, m.line) for m in plan.movements] == [
         ("receive", 5, 5, 1, 0), ("issue", -5, 0, 2, 1), ("receive", 2, 2, 3, 4),
         ("issue", -2, 0, 4, 5)]
