@@ -17,6 +17,17 @@ SHOWN = 5  # failures quoted per invariant; the count says how many there were
 # Each: a name and a query whose every row is a breach of it.
 INVARIANTS = {
     "no negative stock": "SELECT id, on_hand FROM stock_level WHERE on_hand < 0",
+    "available >= 0 (reserved within on hand)":
+        "SELECT id, on_hand, reserved FROM stock_level WHERE reserved < 0 OR reserved > on_hand",
+    "reserved = sum of ledger reserved deltas": """
+        SELECT s.id, s.reserved, COALESCE(SUM(l.reserved_delta), 0) AS ledger
+        FROM stock_level s LEFT JOIN ledger_entry l ON l.stock_level_id = s.id
+        GROUP BY s.id, s.reserved HAVING s.reserved <> COALESCE(SUM(l.reserved_delta), 0)""",
+    "reserved = sum of active holds": """
+        SELECT s.id, s.reserved, COALESCE(SUM(r.quantity - r.committed), 0) AS held
+        FROM stock_level s LEFT JOIN reservation r ON r.stock_level_id = s.id AND r.status = 'active'
+        GROUP BY s.id, s.reserved HAVING s.reserved <> COALESCE(SUM(r.quantity - r.committed), 0)""",
+
     "on_hand = sum of ledger deltas": """
         SELECT s.id, s.on_hand, COALESCE(SUM(l.delta), 0) AS ledger
         FROM stock_level s LEFT JOIN ledger_entry l ON l.stock_level_id = s.id
@@ -53,6 +64,10 @@ _UNFINISHED = text("SELECT id FROM job WHERE status IN ('queued', 'running')")
 _UNFINISHED_FOR_LONG = text(
     "SELECT id, status, submitted_at FROM job WHERE status IN ('queued', 'running') "
     "AND submitted_at < UTC_TIMESTAMP(6) - INTERVAL :seconds SECOND ORDER BY submitted_at")
+# Reservations the workers should have released by now (their expiry is a job like any other).
+_HELD_PAST_EXPIRY = text(
+    "SELECT id, expires_at FROM reservation WHERE status = 'active' "
+    "AND expires_at < UTC_TIMESTAMP(6) - INTERVAL :seconds SECOND ORDER BY expires_at")
 
 
 def _chunks(items: list[str], size: int = 2000) -> Iterator[list[str]]:
@@ -73,6 +88,8 @@ def broken_invariants(engine: Engine, bound: float) -> dict[str, list[str]]:
         found = {name: conn.execute(text(query)).all() for name, query in INVARIANTS.items()}
         found["no job unfinished past the recovery bound"] = conn.execute(
             _UNFINISHED_FOR_LONG, {"seconds": bound}).all()
+        found["no reservation held past its expiry and the recovery bound"] = conn.execute(
+            _HELD_PAST_EXPIRY, {"seconds": bound}).all()
     for name, rows in found.items():
         if rows:
             broken[name] = [f"{len(rows)} rows"] + [str(tuple(r)) for r in rows[:SHOWN]]

@@ -20,8 +20,10 @@ from typing import Any
 
 import aiohttp
 
-COMMAND_TYPES = ("receive", "issue", "adjust", "count", "transfer")
-COMMAND_WEIGHTS = (3, 3, 1, 1, 2)
+COMMAND_TYPES = ("receive", "issue", "adjust", "count", "transfer", "reserve", "commit", "release")
+COMMAND_WEIGHTS = (3, 3, 1, 1, 2, 2, 1, 1)
+# Reservations held long enough to be committed or released, short enough that many expire.
+HOLD_SECONDS = (1, 8)
 # What a client does next: a single command, a batch of each mode, a racing duplicate, a replay.
 ACTIONS = ("command", "atomic", "independent", "race", "replay")
 ACTION_WEIGHTS = (12, 2, 2, 2, 2)
@@ -63,6 +65,7 @@ class Clients:
         self.give_up_seconds = give_up_seconds
         self.rng = random.Random(seed)
         self.recent: list[tuple[str, str, dict[str, Any]]] = []  # (path, key, body) answered 202
+        self.reservations: list[str] = []  # ids of reserves sent lately, to commit or release
 
     def command(self, kind: str | None = None, warehouse: str | None = None) -> dict[str, Any]:
         rng = self.rng
@@ -78,6 +81,15 @@ class Clients:
                     "delta": rng.choice([-1, 1]) * rng.randint(1, 4)}
         if kind == "count":
             return {"type": kind, "warehouse": warehouse, "sku": sku, "on_hand": rng.randint(5, 60)}
+        if kind == "reserve":
+            reservation = f"f-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
+            self.reservations = [*self.reservations[-199:], reservation]
+            return {"type": kind, "warehouse": warehouse, "sku": sku, "quantity": rng.randint(1, 4),
+                    "reservation": reservation, "expires_in": rng.randint(*HOLD_SECONDS)}
+        if kind in ("commit", "release"):
+            # Sometimes one that was never reserved: an unknown-reservation failure is in the mix.
+            reservation = rng.choice(self.reservations) if self.reservations else "f-never-reserved"
+            return {"type": kind, "reservation": reservation}
         return {"type": kind, "warehouse": warehouse, "sku": sku,
                 "quantity": rng.randint(1, 5) if kind == "receive" else rng.randint(1, 8)}
 

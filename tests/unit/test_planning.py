@@ -382,7 +382,7 @@ def test_atomic_batch_with_a_bad_line_in_the_middle_changes_nothing() -> None:
     assert plan.result == {"total": 3, "succeeded": 0, "failed": 1}
     assert plan.error == {"type": "/problems/insufficient-stock", "title": "Insufficient stock",
                           "status": 409, "detail": "SEL-1/BOOK-001 has 15 available; 100 requested.",
-                          "on_hand": 15, "requested": 100, "line": 1}
+                          "on_hand": 15, "reserved": 0, "available": 15, "requested": 100, "line": 1}
     assert [line for line, _ in plan.failed_lines] == [1]
     assert running.final() == {(SEL, BOOK): Balance(10, 3)}
     assert running.get((SEL, BOOK)) == Balance(10, 3)
