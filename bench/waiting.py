@@ -132,17 +132,17 @@ def summarize(rate: float, timings: list[Timing], cpu: float | None) -> dict:
             "api_cpu_us_per_request": cpu / len(timings) * 1e6 if cpu is not None and timings else None}
 
 
-def _start_baseline(env: dict[str, str]) -> subprocess.Popen:
+def start_baseline(env: dict[str, str], port: int = BASELINE_PORT) -> subprocess.Popen:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / "sync-baseline-waiting.log", "wb")  # noqa: SIM115
-    command = [sys.executable, "-m", "uvicorn", "bench.sync_baseline:app", "--port", str(BASELINE_PORT),
+    command = [sys.executable, "-m", "uvicorn", "bench.sync_baseline:app", "--port", str(port),
                "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                "--log-level", "warning"]
     proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(100):
         try:
-            httpx.get(f"http://127.0.0.1:{BASELINE_PORT}/docs", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
             return proc
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -156,7 +156,7 @@ def ramp(design: str, shape_name: str, rates: list[int], seconds: float) -> dict
     fresh_database(env["DATABASE_URL"])
     seed(env["DATABASE_URL"], *SHAPES[shape_name], stock=100_000)
     auth = {} if design == "baseline" else bench_key(env["DATABASE_URL"])
-    stack = _start_baseline(env) if design == "baseline" else Stack(env)
+    stack = start_baseline(env) if design == "baseline" else Stack(env)
     url = f"http://127.0.0.1:{BASELINE_PORT}" if design == "baseline" else stack.url
     pid = stack.pid if design == "baseline" else stack.pids()[0]
     steps = []
@@ -184,11 +184,11 @@ def ramp(design: str, shape_name: str, rates: list[int], seconds: float) -> dict
         else:
             stack.stop()
     return {"design": design, "shape": shape_name, "steps": steps,
-            "best_under_100ms": _best(steps, 100), "best_under_1s": _best(steps, 1000),
+            "best_under_100ms": best_rate(steps, 100), "best_under_1s": best_rate(steps, 1000),
             "reconcile_mismatches": len(bulk_receive.reconcile(env["DATABASE_URL"]))}
 
 
-def _best(steps: list[dict], p99_ms: float) -> float:
+def best_rate(steps: list[dict], p99_ms: float) -> float:
     """The highest achieved rate among the steps whose outcome p99 stayed under the bound."""
     return max((s["achieved_per_s"] for s in steps
                 if s["outcome_p99_ms"] < p99_ms and s["errors"] <= s["requests"] * 0.01), default=0.0)
