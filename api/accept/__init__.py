@@ -4,7 +4,8 @@
       |  authorize, then validate           (known_keys.py, key_lookup.py); fast_path.py: a plain
       |                                     single command skips FastAPI's routing; routes/commands.py
       |                                     serves the rest
-      |  submit.py: the warehouse limit; register the wait (Prefer: wait) before the job exists
+      |  submit.py: the warehouse limit; the job's ordering slot (routing.py: a commit or release
+      |  goes where its reserve went); register the wait (Prefer: wait) before the job exists
       v
     writer thread (writer.py, grouped.py)  one per process: every job that arrived while it was busy,
       |  idempotency, backlog, INSERT       idempotency, backlog (503), one INSERT that skips a job
