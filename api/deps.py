@@ -1,4 +1,9 @@
-"""Request dependencies: a session per request (committed by the edge), the job status board."""
+"""Request dependencies: a session per request, the job status board.
+
+The session commits when the route function returns and before the answer is sent
+(`scope="function"`): with FastAPI's default scope the code after `yield` runs after the response
+has gone out, so a client could read before the commit it was told of, or be told of a success
+whose commit then failed."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -22,5 +27,5 @@ def _session() -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(_session)]
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 StatusBoardDep = Annotated[StatusBoard, Depends(get_status_board)]
