@@ -33,7 +33,6 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from api.schemas import ProductCreate, WarehouseCreate
 from shared.db import session_scope
 from shared.drain import drain
 from shared.jobs.documents import from_row
@@ -41,6 +40,7 @@ from shared.jobs.rows import new_row
 from shared.jobs.status import FAILED, SUCCEEDED, TERMINAL
 from shared.models import Job, Product, Warehouse, utcnow
 from shared.ordering import slot_for
+from shared.schemas.catalog import ProductCreate, WarehouseCreate
 from shared.schemas.commands import Receive
 from shared.settings import get_settings
 
