@@ -1,4 +1,5 @@
-"""Request and response bodies of the synchronous routes."""
+"""Response bodies of the synchronous routes, and the query time type; the request bodies the CLI
+shares are in shared/schemas/."""
 
 import re
 from datetime import datetime
@@ -8,35 +9,11 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     computed_field,
 )
 
 from shared.clock import parse_utc
-from shared.schemas.commands import Code, Sku
-from shared.schemas.text import free_text
-
-# Free text: shared/schemas/text.py says what it may hold.
-Name = free_text(200)
-Address = free_text(500)
-Unit = free_text(32)
-
-
-class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class WarehouseCreate(StrictBody):
-    code: Code
-    name: Name
-    address: Address | None = None
-
-
-class WarehouseUpdate(StrictBody):
-    name: Name | None = None
-    address: Address | None = None
-    active: bool | None = None
 
 
 class WarehouseOut(BaseModel):
@@ -46,17 +23,6 @@ class WarehouseOut(BaseModel):
     active: bool
     created_at: str
     updated_at: str
-
-
-class ProductCreate(StrictBody):
-    sku: Sku
-    name: Name
-    unit: Unit = "unit"
-
-
-class ProductUpdate(StrictBody):
-    name: Name | None = None
-    unit: Unit | None = None
 
 
 class ProductOut(BaseModel):

@@ -15,6 +15,9 @@ else waits there. No Celery worker is needed, and the balances and ledger come o
 the API had queued them. A batch's job id is derived from its rows, so running the import again
 finds each batch already applied and changes nothing -- as long as the files and --batch-size are
 the same (other chunking, other ids).
+
+On a terminal, bars show each file's rows being checked and the stock lines applied, batch by batch;
+when the output is a pipe or a file, plain lines say the same (cli/progress.py).
 """
 
 import argparse
@@ -24,16 +27,17 @@ import re
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from api.schemas import ProductCreate, WarehouseCreate
+from cli.progress import Task, task
 from shared.db import session_scope
 from shared.drain import drain
 from shared.jobs.documents import from_row
@@ -41,6 +45,7 @@ from shared.jobs.rows import new_row
 from shared.jobs.status import FAILED, SUCCEEDED, TERMINAL
 from shared.models import Job, Product, Warehouse, utcnow
 from shared.ordering import slot_for
+from shared.schemas.catalog import ProductCreate, WarehouseCreate
 from shared.schemas.commands import Receive
 from shared.settings import get_settings
 
@@ -102,13 +107,16 @@ def _records(path: Path, columns: Sequence[str], encoding: str,
             yield line, dict(zip(header, (cell.strip() for cell in record), strict=True))
 
 
-def load(path: Path, kind: str, encoding: str, problems: list[str]) -> Rows:
+def load(path: Path, kind: str, encoding: str, problems: list[str],
+         progress: Task | None = None) -> Rows:
     """Validate every row of one file, collecting each bad row's problem instead of stopping."""
     columns, build, key = KINDS[kind]
     rows: Rows = []
     first_seen: dict[Any, int] = {}
     try:
         for line, fields in _records(path, columns, encoding, problems):
+            if progress is not None:
+                progress.advance()
             try:
                 row = build(fields)
             except ValidationError as exc:
@@ -208,28 +216,37 @@ def _until_terminal(job_id: str, slot: int) -> dict[str, Any]:
         time.sleep(WAIT_FOR_SLOT_SECONDS)  # a worker holds the slot and will get to it
 
 
-def import_stock(path: Path, stock: Rows, batch_size: int) -> bool:
-    """Apply the stock rows batch by batch; print one line per failed batch and the totals."""
-    applied = already = failed = received = 0
-    for start in range(0, len(stock), batch_size):
-        chunk = stock[start:start + batch_size]
-        commands = [row.model_dump(exclude_none=True) for _, row in chunk]
-        job, was_applied = apply_batch(commands)
-        if job["status"] != SUCCEEDED:
-            failed += 1
-            error = job.get("error") or {}
-            where = chunk[error["line"]][0] if "line" in error else chunk[0][0]
-            bad = (job.get("result") or {}).get("failed", "?")
-            print(f"{path}:{where}: batch {job['job_id']} {job['status']} ({bad} of {len(chunk)}"
-                  f" lines bad, first shown): {error.get('detail', error)}", file=sys.stderr)
-        elif was_applied:
-            already += 1
-        else:
-            applied += 1
-            received += job["result"]["total"]
-    print(f"stock batches: {applied} applied, {already} already applied, {failed} failed; "
-          f"{received} lines received")
-    return failed == 0
+def import_stock(path: Path, stock: Rows, batch_size: int, out: IO[str]) -> bool:
+    """Apply the stock rows batch by batch, with a bar of the lines done; print one line per failed
+    batch and the totals."""
+    outcomes: Counter[str] = Counter()
+    received = 0
+    batches = -(-len(stock) // batch_size)
+    with task("stock", len(stock), "lines", stream=out) as progress:
+        for number, start in enumerate(range(0, len(stock), batch_size), 1):
+            chunk = stock[start:start + batch_size]
+            outcome, lines = _apply_chunk(path, chunk)
+            outcomes[outcome] += 1
+            received += lines
+            progress.advance(len(chunk), f"batch {number} of {batches} {outcome}")
+    print(f"stock batches: {outcomes['applied']} applied, {outcomes['already applied']} already "
+          f"applied, {outcomes['failed']} failed; {received} lines received", file=out)
+    return outcomes["failed"] == 0
+
+
+def _apply_chunk(path: Path, chunk: Rows) -> tuple[str, int]:
+    """Apply one batch: ("applied", lines received), ("already applied", 0), or ("failed", 0),
+    saying on stderr why it failed."""
+    commands = [row.model_dump(exclude_none=True) for _, row in chunk]
+    job, was_applied = apply_batch(commands)
+    if job["status"] != SUCCEEDED:
+        error = job.get("error") or {}
+        where = chunk[error["line"]][0] if "line" in error else chunk[0][0]
+        bad = (job.get("result") or {}).get("failed", "?")
+        print(f"{path}:{where}: batch {job['job_id']} {job['status']} ({bad} of {len(chunk)}"
+              f" lines bad, first shown): {error.get('detail', error)}", file=sys.stderr)
+        return "failed", 0
+    return ("already applied", 0) if was_applied else ("applied", job["result"]["total"])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -251,16 +268,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _checked(path: Path | None, kind: str, encoding: str, problems: list[str], out: IO[str]) -> Rows:
+    if path is None:
+        return []
+    with task(f"checking {path.name}", None, "rows", stream=out) as progress:
+        return load(path, kind, encoding, problems, progress)
+
+
+def main(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> int:
     args = parse_args(argv)
+    out = stream if stream is not None else sys.stdout
     encoding = ENCODINGS[args.encoding]
     problems: list[str] = []
     files = {kind: getattr(args, kind) for kind in KINDS}
-    rows = {kind: load(files[kind], kind, encoding, problems) if files[kind] else []
+    rows = {kind: _checked(files[kind], kind, encoding, problems, out)
             for kind in ("warehouses", "products")}
     # References are only worth checking against catalog files that are themselves clean.
     catalog_clean = not problems
-    rows["stock"] = load(files["stock"], "stock", encoding, problems) if files["stock"] else []
+    rows["stock"] = _checked(files["stock"], "stock", encoding, problems, out)
     if files["stock"] and catalog_clean:
         with session_scope() as session:
             check_references(session, files["stock"], rows["stock"], rows["warehouses"],
@@ -275,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   for kind, model, key in (("warehouses", Warehouse, "code"),
                                            ("products", Product, "sku")) if files[kind]}
     for kind, (created, existing) in counts.items():
-        print(f"{kind}: {created} created, {existing} existing")
-    if files["stock"] and not import_stock(files["stock"], rows["stock"], args.batch_size):
+        print(f"{kind}: {created} created, {existing} existing", file=out)
+    if files["stock"] and not import_stock(files["stock"], rows["stock"], args.batch_size, out):
         return 1
     return 0
 

@@ -12,19 +12,13 @@ from api.auth import CatalogWriter, GuardedRoute, Reader
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
 from api.problems import ProblemError, not_found
-from api.schemas import (
-    ProductCreate,
-    ProductOut,
-    ProductUpdate,
-    WarehouseCreate,
-    WarehouseOut,
-    WarehouseUpdate,
-)
+from api.schemas import ProductOut, WarehouseOut
 from shared import warehouse_limit
 from shared.api_keys import Principal
 from shared.clock import rfc3339
 from shared.models import CatalogChange, Product, Warehouse
 from shared.problems import Problem
+from shared.schemas.catalog import ProductCreate, ProductUpdate, WarehouseCreate, WarehouseUpdate
 from shared.schemas.commands import CODE_PATTERN, SKU_PATTERN
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)

@@ -1,15 +1,18 @@
 """Stock levels and the ledger, read straight from the database. A key limited to warehouses
 reads its warehouses only, and another key's job ids and references read null
-(shared/warehouse_limit.py)."""
+(shared/warehouse_limit.py). The lists answer CSV too (api/csv_export.py), from the same queries."""
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import ScalarSelect, Select, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from api.auth import GuardedRoute, Reader
+from api.csv_export import CSV_RESPONSE, csv_response, wants_csv
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor
 from api.pagination import page as page_of
@@ -30,6 +33,7 @@ CodeQuery = Annotated[str | None, Query(max_length=64)]
 WarehousePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="The product's SKU.")]
 LedgerType = Literal[LEDGER_TYPES]  # type: ignore[valid-type]
+Row = Any  # (model, warehouse code, sku) as the list queries return it
 
 
 def _ids(session: SessionDep, warehouse: str, sku: str, principal: Principal) -> tuple[int, int]:
@@ -44,10 +48,25 @@ def _ids(session: SessionDep, warehouse: str, sku: str, principal: Principal) ->
     return warehouse_id, product_id
 
 
-@router.get("/stock", response_model=Page)
-def list_stock(session: SessionDep, principal: Reader, warehouse: CodeQuery = None,
-               sku: CodeQuery = None, limit: Limit = 100, cursor: Cursor = None) -> Page:
-    page = select(StockLevel).order_by(StockLevel.id).limit(limit + 1)
+@router.get("/stock", response_model=Page, responses=CSV_RESPONSE)
+def list_stock(request: Request, response: Response, session: SessionDep, principal: Reader,
+               warehouse: CodeQuery = None, sku: CodeQuery = None, limit: Limit = 100,
+               cursor: Cursor = None) -> Page | StreamingResponse:
+    """Stock levels, a page at a time; with `Accept: text/csv`, all of them as CSV."""
+    def read(session: Session, after: int | None, size: int) -> list[Row]:
+        return _stock_rows(session, principal, warehouse, sku, after, size)
+
+    after = decode_cursor(cursor)
+    if wants_csv(request.headers.get("accept")):
+        return csv_response("stock", StockOut, read, _stock_out, _first_id, after)
+    response.headers["Vary"] = "Accept"
+    return page_of(read(session, after, limit + 1), limit, _stock_out, _first_id)
+
+
+def _stock_rows(session: Session, principal: Principal, warehouse: str | None, sku: str | None,
+                after: int | None, limit: int) -> list[Row]:
+    """Up to `limit` levels after the id given, with their codes, as the key may see them."""
+    page = select(StockLevel).order_by(StockLevel.id).limit(limit)
     visible = warehouse_limit.visible_warehouse_ids(principal)
     if visible is not None:
         page = page.where(StockLevel.warehouse_id.in_(visible))
@@ -55,19 +74,23 @@ def list_stock(session: SessionDep, principal: Reader, warehouse: CodeQuery = No
         page = page.where(StockLevel.warehouse_id == _warehouse_id(warehouse))
     if sku is not None:
         page = page.where(StockLevel.product_id == _product_id(sku))
-    after = decode_cursor(cursor)
     if after is not None:
         page = page.where(StockLevel.id > after)
     level = aliased(StockLevel, page.subquery())
-    rows = list(session.execute(
+    return list(session.execute(
         select(level, Warehouse.code, Product.sku)
         .join(Warehouse, Warehouse.id == level.warehouse_id)
         .join(Product, Product.id == level.product_id).order_by(level.id)))
-    return page_of(rows, limit,
-                   lambda r: StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand,
-                                      reserved=r[0].reserved, version=r[0].version,
-                                      updated_at=rfc3339(r[0].updated_at), reorder_point=r[0].reorder_point),
-                   lambda r: r[0].id)
+
+
+def _stock_out(r: Row) -> StockOut:
+    return StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand, reserved=r[0].reserved,
+                    version=r[0].version, updated_at=rfc3339(r[0].updated_at),
+                    reorder_point=r[0].reorder_point)
+
+
+def _first_id(r: Row) -> int:
+    return r[0].id
 
 
 def _warehouse_id(code: str) -> ScalarSelect:
@@ -132,40 +155,67 @@ def _by_time_index(page: Select) -> Select:
     return page
 
 
-@router.get("/ledger", response_model=Page)
-def list_ledger(session: SessionDep, principal: Reader, warehouse: CodeQuery = None,
-                sku: CodeQuery = None, type: LedgerType | None = None,
+@router.get("/ledger", response_model=Page, responses=CSV_RESPONSE)
+def list_ledger(request: Request, response: Response, session: SessionDep, principal: Reader,
+                warehouse: CodeQuery = None, sku: CodeQuery = None, type: LedgerType | None = None,
                 job_id: Annotated[str | None, Query(max_length=36)] = None,
                 since: QueryTime | None = None, until: QueryTime | None = None,
-                limit: Limit = 100, cursor: Cursor = None) -> Page:
-    page = select(LedgerEntry).order_by(LedgerEntry.id).limit(limit + 1)
-    page = _level_filter(session, page, warehouse, sku)
+                limit: Limit = 100, cursor: Cursor = None) -> Page | StreamingResponse:
+    """Ledger entries, oldest first, a page at a time; with `Accept: text/csv`, all of them as CSV."""
+    filters = LedgerFilters(warehouse, sku, type, job_id, since, until)
+
+    def read(session: Session, after: int | None, size: int) -> list[Row]:
+        return _ledger_rows(session, principal, filters, after, size)
+
+    def to_item(r: Row) -> LedgerOut:
+        return _ledger_out(r[0], r[1], r[2], principal)
+
+    after = decode_cursor(cursor)
+    if wants_csv(request.headers.get("accept")):
+        return csv_response("ledger", LedgerOut, read, to_item, _first_id, after)
+    response.headers["Vary"] = "Accept"
+    return page_of(read(session, after, limit + 1), limit, to_item, _first_id)
+
+
+@dataclass(frozen=True)
+class LedgerFilters:
+    warehouse: str | None
+    sku: str | None
+    type: str | None
+    job_id: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _ledger_rows(session: Session, principal: Principal, f: LedgerFilters, after: int | None,
+                 limit: int) -> list[Row]:
+    """Up to `limit` entries after the id given, with their codes, as the key may see them."""
+    page = select(LedgerEntry).order_by(LedgerEntry.id).limit(limit)
+    page = _level_filter(session, page, f.warehouse, f.sku)
     visible = warehouse_limit.visible_warehouse_ids(principal)
     if visible is not None:
         page = page.where(LedgerEntry.stock_level_id.in_(
             select(StockLevel.id).where(StockLevel.warehouse_id.in_(visible))))
-    if type is not None:
-        page = page.where(LedgerEntry.type == type)
-    if job_id is not None:
-        page = page.where(LedgerEntry.job_id == job_id)
+    if f.type is not None:
+        page = page.where(LedgerEntry.type == f.type)
+    if f.job_id is not None:
+        page = page.where(LedgerEntry.job_id == f.job_id)
         if not warehouse_limit.sees_every_job(principal):  # another key's job ids are not shown
             page = page.where(LedgerEntry.api_key_id == principal.key_id)
-    if since is not None:
-        page = page.where(LedgerEntry.recorded_at >= since)
-    if until is not None:
-        page = page.where(LedgerEntry.recorded_at < until)
-    if (since or until) and not (warehouse or sku or job_id):
+    if f.since is not None:
+        page = page.where(LedgerEntry.recorded_at >= f.since)
+    if f.until is not None:
+        page = page.where(LedgerEntry.recorded_at < f.until)
+    if (f.since or f.until) and not (f.warehouse or f.sku or f.job_id):
         page = _by_time_index(page)
-    after = decode_cursor(cursor)
     if after is not None:
         page = page.where(LedgerEntry.id > after)
     entry = aliased(LedgerEntry, page.subquery())
-    rows = list(session.execute(
+    return list(session.execute(
         select(entry, Warehouse.code, Product.sku)
         .join(StockLevel, StockLevel.id == entry.stock_level_id)
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
         .join(Product, Product.id == StockLevel.product_id).order_by(entry.id)))
-    return page_of(rows, limit, lambda r: _ledger_out(r[0], r[1], r[2], principal), lambda r: r[0].id)
 
 
 def _ledger_out(e: LedgerEntry, warehouse: str, sku: str, principal: Principal) -> LedgerOut:

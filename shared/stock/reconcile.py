@@ -2,7 +2,7 @@
 ledger row against its job."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import text
@@ -106,6 +106,13 @@ def _expected_entries(command: dict[str, Any], result: dict[str, Any] | None) ->
     return 1
 
 
+# The checks in the order they run, named so that cli/reconcile.py can show which one it is in.
+CHECKS: tuple[tuple[str, Callable[[Session], Iterator[str]]], ...] = (
+    ("stock levels against their ledger and reservations", _level_mismatches),
+    ("ledger entries against their jobs", _job_mismatches),
+)
+
+
 def find_mismatches(session: Session) -> list[str]:
     """Every way the stock, the ledger and the jobs disagree; empty when the books balance."""
-    return [*_level_mismatches(session), *_job_mismatches(session)]
+    return [mismatch for _, check in CHECKS for mismatch in check(session)]

@@ -207,3 +207,18 @@ def test_failed_batch_is_reported_and_can_be_retried(db: Engine, tmp_path: Path)
     assert again.returncode == 0, again.stderr
     assert "0 applied, 1 already applied" in again.stdout
     assert snapshot(db) == state
+
+
+def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(db: Engine) -> None:
+    """Captured output is a pipe: a line per file checked and per batch, no bar, no escape codes."""
+    result = run_import(*SAMPLE_ARGS, "--batch-size", "7")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name, count in (("warehouses.csv", 5), ("products.csv", 18), ("opening_stock.csv", 30)):
+        assert any(line.startswith(f"checking {name}: done, {count} rows in ") for line in lines), lines
+    assert [line for line in lines if line.startswith("stock: ") and "batch" in line] == [
+        f"stock: {done} of 30 lines: batch {n} of 5 applied"
+        for n, done in enumerate((7, 14, 21, 28, 30), 1)]
+    assert any(line.startswith("stock: done, 30 of 30 lines in ") for line in lines)
+    assert lines[-1] == "stock batches: 5 applied, 0 already applied, 0 failed; 30 lines received"
+    assert "\r" not in result.stdout and "\x1b" not in result.stdout
