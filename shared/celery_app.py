@@ -55,6 +55,12 @@ def broker_kind(settings: Settings | None = None) -> str:
     return "folder" if scheme == "filesystem" else "rabbitmq" if scheme in AMQP_SCHEMES else "redis"
 
 
+# How long a publish tries to (re)connect to the broker before it raises. kombu's default is
+# Celery's broker_connection_timeout (4 s) plus its retry intervals: about 6 s, during which the
+# API's publisher could not see that a restarted broker was back (docs/faults.md).
+_PUBLISH_CONNECT = {"connect_retries_timeout": RECONNECT_SECONDS}
+
+
 def _broker_options(settings: Settings) -> dict[str, Any]:
     kind = broker_kind(settings)
     if kind == "folder":
@@ -66,12 +72,12 @@ def _broker_options(settings: Settings) -> dict[str, Any]:
             "task_default_queue_type": "quorum",
             # The broker confirms each publish once the queue's majority has it: a 202's wake-up
             # is either on disk in the cluster or the publish raises and is retried.
-            "broker_transport_options": {"confirm_publish": True},
+            "broker_transport_options": {"confirm_publish": True, **_PUBLISH_CONNECT},
             # A worker cut off from the broker is noticed within two heartbeats; its unacked
             # wake-ups go back to the queue for another worker.
             "broker_heartbeat": 10,
         }
-    return {"broker_transport_options": {"visibility_timeout": 3600}}
+    return {"broker_transport_options": {"visibility_timeout": 3600, **_PUBLISH_CONNECT}}
 
 
 class _PromptConnection(Connection):
