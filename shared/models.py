@@ -194,6 +194,8 @@ class LedgerEntry(Base):
     # The change of the level's reserved units (reserve, release, commit, expire), and after it.
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     reserved_after: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The reservation it changed, if it changed one.
+    reservation_id: Mapped[int | None] = mapped_column(ForeignKey("reservation.id"))
     version: Mapped[int] = mapped_column(BigInteger)
     job_id: Mapped[str] = mapped_column(ForeignKey("job.id"))
     line: Mapped[int | None] = mapped_column(Integer)

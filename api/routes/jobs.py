@@ -97,6 +97,9 @@ async def _read_waiting(job_ids: list[str], principal: Principal, wait: int,
     return {job_id: _shown(doc) for job_id, doc in jobs.items()}
 
 
+_RESERVATION_TYPES = ("reserve", "release", "commit", "expire")
+
+
 def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
     rows = session.execute(select(JobLine.line, JobLine.error)
                            .where(JobLine.job_id == job_id, JobLine.line > after)
@@ -105,23 +108,29 @@ def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list
 
 
 def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
-    """Succeeded lines are not stored twice: their ledger entries are their result."""
-    cap = 2 * limit + 1  # a transfer line has two entries
+    """Succeeded lines are not stored twice: their ledger entries are their result. A line may have
+    several (a transfer's two sides, a count and the reservations it released), so the page's lines
+    are chosen first and their entries read after."""
+    lines = session.scalars(
+        select(LedgerEntry.line).where(LedgerEntry.job_id == job_id, LedgerEntry.line > after)
+        .group_by(LedgerEntry.line).order_by(LedgerEntry.line).limit(limit)).all()
+    if not lines:
+        return []
     entries = session.execute(
-        select(LedgerEntry.line, LedgerEntry.type, LedgerEntry.on_hand_after, LedgerEntry.version)
-        .where(LedgerEntry.job_id == job_id, LedgerEntry.line > after)
-        .order_by(LedgerEntry.line, LedgerEntry.id).limit(cap)).all()
+        select(LedgerEntry.line, LedgerEntry.type, LedgerEntry.on_hand_after, LedgerEntry.reserved_after,
+               LedgerEntry.version)
+        .where(LedgerEntry.job_id == job_id, LedgerEntry.line.in_(lines))
+        .order_by(LedgerEntry.line, LedgerEntry.id))
     by_line: dict[int, dict[str, Any]] = defaultdict(dict)
-    for line, kind, on_hand_after, version in entries:
+    for line, kind, on_hand_after, reserved_after, version in entries:
         level = {"on_hand_after": on_hand_after, "version_after": version}
+        if kind in _RESERVATION_TYPES:
+            level["reserved_after"] = reserved_after
         side = {"transfer_out": "from", "transfer_in": "to"}.get(kind)
         if side:
             by_line[line][side] = level
         else:
             by_line[line].update(level)
-    lines = sorted(by_line)
-    if len(entries) == cap:
-        lines = lines[:-1]  # the last line may have been cut in half by the cap
     return [{"line": line, "status": "succeeded", "result": by_line[line]} for line in lines]
 
 

@@ -48,7 +48,7 @@ INVARIANTS = {
         WHERE on_hand_after <> COALESCE(previous, 0) + delta""",
     "no job applied twice": """
         SELECT job_id, line, type, stock_level_id, COUNT(*) AS n FROM ledger_entry
-        GROUP BY job_id, line, type, stock_level_id HAVING COUNT(*) > 1""",
+        GROUP BY job_id, line, type, stock_level_id, reservation_id HAVING COUNT(*) > 1""",
     "one job per (api key, Idempotency-Key)": """
         SELECT api_key_id, idempotency_key, COUNT(*) AS n FROM job WHERE idempotency_key IS NOT NULL
         GROUP BY api_key_id, idempotency_key HAVING COUNT(*) > 1""",

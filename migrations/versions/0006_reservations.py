@@ -32,6 +32,7 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
         batch_op.add_column(sa.Column('reserved_delta', sa.BigInteger(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('reserved_after', sa.BigInteger(), nullable=False, server_default='0'))
+        batch_op.add_column(sa.Column('reservation_id', ID, nullable=True))
     op.create_table(
         'reservation',
         sa.Column('id', ID, autoincrement=True, nullable=False),
@@ -53,6 +54,9 @@ def upgrade() -> None:
     op.create_index(op.f('ix_reservation_status_expires_at'), 'reservation', ['status', 'expires_at'])
     op.create_index(op.f('ix_reservation_stock_level_id_status_created_at'), 'reservation',
                     ['stock_level_id', 'status', 'created_at'])
+    with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
+        batch_op.create_foreign_key(op.f('fk_ledger_entry_reservation_id_reservation'), 'reservation',
+                                    ['reservation_id'], ['id'])
     op.create_table(
         'reservation_route',
         sa.Column('api_key_id', ID, autoincrement=False, nullable=False),
@@ -63,6 +67,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('reservation_route')
+    with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('fk_ledger_entry_reservation_id_reservation'), type_='foreignkey')
+        batch_op.drop_column('reservation_id')
     op.drop_index(op.f('ix_reservation_stock_level_id_status_created_at'), table_name='reservation')
     op.drop_index(op.f('ix_reservation_status_expires_at'), table_name='reservation')
     op.drop_table('reservation')

@@ -140,28 +140,29 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
 
     now = utcnow()
     plans: list[tuple[Row[Any], JobPlan]] = []
-    ledger_rows: list[dict[str, Any]] = []
     for job in pending:
         context = JobContext(job.row.id, job.row.api_key_id, job.row.submitted_at, job.row.slot, now)
         if job.row.kind == "command":
             plan = plan_single(job.commands[0], catalog, balances, context)
         else:
             plan = plan_batch(job.commands, job.row.mode == "atomic", catalog, balances, context)
-        ledger_rows.extend(
-            {"stock_level_id": level_ids[m.key], "type": m.type, "delta": m.delta,
-             "on_hand_after": m.on_hand_after, "reserved_delta": m.reserved_delta,
-             "reserved_after": m.reserved_after, "version": m.version, "job_id": job.row.id,
-             "line": m.line, "reference": m.reference, "reason": m.reason,
-             "api_key_id": job.row.api_key_id, "recorded_at": now}
-            for m in plan.movements)
         level_events.record(job.row.id, job.row.api_key_id, plan.movements)
         plans.append((job.row, plan))
 
+    # Reservations first: a ledger entry that changed one names it, new ones included.
+    reservation_ids = reservations.write(session, balances.changed_holds(), level_ids)
+    ledger_rows = [
+        {"stock_level_id": level_ids[m.key], "type": m.type, "delta": m.delta,
+         "on_hand_after": m.on_hand_after, "reserved_delta": m.reserved_delta,
+         "reserved_after": m.reserved_after, "version": m.version, "job_id": row.id,
+         "line": m.line, "reference": m.reference, "reason": m.reason,
+         "reservation_id": reservation_ids[m.hold.owner] if m.hold else None,
+         "api_key_id": row.api_key_id, "recorded_at": now}
+        for row, plan in plans for m in plan.movements]
     changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
     if ledger_rows:
         session.execute(insert(LedgerEntry.__table__), ledger_rows)
         upsert_levels(session, changed, now)
-    reservations.write(session, balances.changed_holds(), level_ids)
     # A level created for a command that then failed would be a write by a failed job: take it back.
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]
     if unused:

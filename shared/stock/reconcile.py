@@ -36,7 +36,7 @@ LEDGER_JOBS = text("""
 
 DUPLICATE_MOVES = text("""
     SELECT job_id, line, type, stock_level_id, COUNT(*) AS n FROM ledger_entry
-    GROUP BY job_id, line, type, stock_level_id HAVING COUNT(*) > 1""")
+    GROUP BY job_id, line, type, stock_level_id, reservation_id HAVING COUNT(*) > 1""")
 
 SUCCEEDED_WITHOUT_LEDGER = text("""
     SELECT j.id, j.payload FROM job j

@@ -72,14 +72,20 @@ def lock(session: Session, named: Named, level_ids: dict[Key, int]) -> list[Hold
                  r.created_at, r.slot, r.job_id, r.id, r.ended_at) for r, w, p in rows]
 
 
-def write(session: Session, changed: list[Hold], level_ids: dict[Key, int]) -> None:
-    """New reservations inserted, ended or partly committed ones updated."""
+def write(session: Session, changed: list[Hold], level_ids: dict[Key, int]) -> dict[Owner, int]:
+    """New reservations inserted, ended or partly committed ones updated; returns the id of each."""
     new = [{"api_key_id": h.owner[0], "client_id": h.owner[1], "stock_level_id": level_ids[h.key],
             "quantity": h.quantity, "committed": h.committed, "status": h.status,
             "expires_at": h.expires_at, "slot": h.slot, "job_id": h.job_id, "created_at": h.created_at,
             "ended_at": h.ended_at} for h in changed if h.id is None]
+    ids = {h.owner: h.id for h in changed if h.id is not None}
     if new:
         session.execute(insert(Reservation), new)
+        # A multi-row INSERT reports only its first id, and ids need not be consecutive.
+        owners = sorted(h.owner for h in changed if h.id is None)
+        ids.update({(key, client): rid for rid, key, client in session.execute(
+            select(Reservation.id, Reservation.api_key_id, Reservation.client_id)
+            .where(tuple_(Reservation.api_key_id, Reservation.client_id).in_(owners)))})
     existing = [{"rid": h.id, "committed": h.committed, "status": h.status, "ended_at": h.ended_at}
                 for h in changed if h.id is not None]
     if existing:
@@ -87,3 +93,4 @@ def write(session: Session, changed: list[Hold], level_ids: dict[Key, int]) -> N
         session.execute(update(table).where(table.c.id == bindparam("rid"))
                         .values(committed=bindparam("committed"), status=bindparam("status"),
                                 ended_at=bindparam("ended_at")), existing)
+    return ids

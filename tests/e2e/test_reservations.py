@@ -185,3 +185,29 @@ def test_an_atomic_batch_of_reserves_holds_all_or_nothing(client, db):
     level = client.get(f"/v1/stock/{warehouse}/{sku}").json()
     assert (level["reserved"], level["available"]) == (4, 1)
     assert_books_balance(db)
+
+
+def test_a_count_below_what_is_held_releases_the_newest_reservations_and_says_which(client, db):
+    warehouse, sku = _stocked(client, 10)
+    carts = [f"cnt-{warehouse}-{n}" for n in range(3)]
+    for cart in carts:
+        assert _outcome(client, _reserve(warehouse, sku, 3, cart))["status"] == "succeeded"
+    counted = _outcome(client, {"type": "count", "warehouse": warehouse, "sku": sku, "on_hand": 4})
+    assert counted["result"]["released_reservations"] == carts[:0:-1]  # newest first
+    assert [client.get(f"/v1/reservations/{c}").json()["status"] for c in carts] == \
+        ["active", "released", "released"]
+    level = client.get(f"/v1/stock/{warehouse}/{sku}").json()
+    assert (level["on_hand"], level["reserved"], level["available"]) == (4, 3, 1)
+
+    # In a batch, the count's line is one line of the job's lines, however many entries it made.
+    assert _outcome(client, _reserve(warehouse, sku, 1, f"{carts[0]}-b"))["status"] == "succeeded"
+    job = client.post("/v1/batches", headers=WAIT, json={"mode": "independent", "commands": [
+        {"type": "count", "warehouse": warehouse, "sku": sku, "on_hand": 3},
+        {"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 1}]}).json()
+    first = client.get(f"/v1/jobs/{job['job_id']}/lines", params={"limit": 1}).json()
+    assert [(i["line"], i["result"]["on_hand_after"], i["result"]["reserved_after"])
+            for i in first["items"]] == [(0, 3, 3)]
+    second = client.get(f"/v1/jobs/{job['job_id']}/lines",
+                        params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [i["line"] for i in second["items"]] == [1]
+    assert_books_balance(db)
