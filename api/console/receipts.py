@@ -2,7 +2,7 @@
 sent: each line with the API's own command model (shared/schemas/commands.py `Receive`: codes,
 quantities, free text), so a line that passes here is one POST /v1/batches would take.
 
-A header row is optional (its first cell reads `warehouse`) and may put the columns in any order.
+A header row is optional (its first cell names a column) and may put the columns in any order.
 Line numbers are the file's, counting the header. What the catalog and the key's warehouse limit
 say about a line is added by `check_catalog`, which reads the database.
 """
@@ -67,7 +67,7 @@ def _command(fields: dict[str, str]) -> tuple[Receive | None, tuple[str, ...]]:
 def _header(row: list[str]) -> list[str] | None:
     """The columns a header row names, or None if the row is data."""
     cells = [cell.strip().lower() for cell in row]
-    return cells if cells and cells[0] == "warehouse" else None
+    return cells if cells and cells[0] in COLUMNS else None
 
 
 def parse_receipts(data: bytes, max_lines: int) -> Receipts:
