@@ -19,14 +19,16 @@ async function getJson(url) {
   return response.json();
 }
 
-// A line chart of several series over the last KEEP samples, scaled to the largest value.
+// A line chart of several series over their samples (the last KEEP), scaled to the largest value:
+// the oldest sample on the left, the newest on the right.
 function drawLines(svg, series) {
   const width = 360, height = 160, left = 36, bottom = 14, top = 8;
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const values = series.flatMap((s) => s.points);
   const high = Math.max(1, ...values);
+  const samples = Math.max(2, ...series.map((s) => s.points.length));
   const y = (v) => height - bottom - (v / high) * (height - bottom - top);
-  const x = (i) => left + (i / (KEEP - 1)) * (width - left - 4);
+  const x = (i) => left + (i / (samples - 1)) * (width - left - 4);
   svg.appendChild(svgElement("line", { class: "axis", x1: left, y1: height - bottom, x2: width - 4, y2: height - bottom }));
   svg.appendChild(svgElement("line", { class: "axis", x1: left, y1: top, x2: left, y2: height - bottom }));
   const label = svgElement("text", { x: left - 4, y: top + 8, "text-anchor": "end" });
@@ -37,7 +39,7 @@ function drawLines(svg, series) {
   svg.appendChild(zero);
   series.forEach((s, n) => {
     if (!s.points.length) return;
-    const offset = KEEP - s.points.length;
+    const offset = samples - s.points.length;
     const d = s.points.map((v, i) => `${i ? "L" : "M"}${x(i + offset).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     const path = svgElement("path", { class: `line series-${n % 4}`, fill: "none", d });
     const title = svgElement("title", {});
