@@ -39,12 +39,14 @@ def progress(job: dict[str, Any]) -> dict[str, Any]:
     """What the progress bar shows: a batch is applied in one transaction, so it moves from queued
     to running to its end, where the lines' outcome is known."""
     result = job.get("result") or {}
-    total = result.get("total", 1 if job["kind"] == "command" else None)
     done = job["status"] in TERMINAL
-    failed = result.get("failed", 1 if job["status"] == "failed" and job["kind"] == "command" else 0)
+    total = result.get("total", 1 if job["kind"] == "command" else None)
+    failed, succeeded = result.get("failed"), result.get("succeeded")
+    if done and failed is None and total is not None:  # a command, or a batch given up without a result
+        failed = total if job["status"] == "failed" else 0
+        succeeded = total - failed
     return {"status": job["status"], "done": done, "total": total, "failed": failed,
-            "succeeded": result.get("succeeded", total - failed if done and total else 0),
-            "percent": 100 if done else (50 if job["status"] == "running" else 0)}
+            "succeeded": succeeded, "percent": 100 if done else (50 if job["status"] == "running" else 0)}
 
 
 @router.get("/jobs")
