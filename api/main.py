@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import metrics, problems
+from api import console, metrics, problems
 from api.accept.fast_path import FastCommands
 from api.accept.publisher import get_publisher
 from api.accept.waiters import get_waiters
@@ -61,11 +61,13 @@ def create_app() -> FastAPI:
     for module in (commands, jobs, stock, reservations, reorder_points, catalog, events, webhooks, health):
         app.include_router(module.router)
     docs.install(app)
+    app.include_router(console.router)  # /console, the operator web page (api/console/)
     # Innermost: a valid command is answered before FastAPI's routing; see api/accept/fast_path.py.
     app.add_middleware(FastCommands)
     settings = get_settings()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       large=frozenset({BATCHES_PATH}), large_bytes=settings.max_batch_body_bytes)
+                       large=frozenset({BATCHES_PATH, *console.LARGE_BODY_PATHS}),
+                       large_bytes=settings.max_batch_body_bytes)
     # Added last, so it runs first: it sees the body limit's 413s too.
     app.add_middleware(RequestTelemetry, slow_request_seconds=get_settings().slow_request_seconds)
     generate_openapi = app.openapi

@@ -25,6 +25,7 @@ TITLES = {
     "rate-limited": "Rate limit exceeded",
     "unavailable": "Dependency unavailable",
     "internal-error": "Internal error",
+    "csrf-failed": "CSRF token missing or not valid",
 }
 
 

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9200, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
 
+    # The operator console (api/console/): how long a sign-in lasts (a shift), and whether its
+    # cookie is always Secure; otherwise it is Secure when the request came over https, as uvicorn
+    # sees it (a proxy's X-Forwarded-Proto counts when the proxy is in FORWARDED_ALLOW_IPS).
+    console_session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    console_secure_cookie: bool = False
+
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Self:
         """The embedded profile brings its own database and queue and has no Redis; settings that
