@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from shared.settings import get_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+# Beside cli/: the repository's root in a checkout or an image, site-packages when installed.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def create_database_if_missing(url: str, wait_seconds: float = 60.0) -> None:
@@ -43,8 +44,7 @@ def create_database_if_missing(url: str, wait_seconds: float = 60.0) -> None:
 
 
 def upgrade(url: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config(str(MIGRATIONS / "alembic.ini"))
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
 

@@ -5,7 +5,6 @@ Each test gets a fresh `stock_import_test` database. The tool reads DATABASE_URL
 through their own engine rather than the project's cached one.
 """
 
-import contextlib
 import csv
 import os
 import subprocess
@@ -39,8 +38,7 @@ def db() -> Iterator[Engine]:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
     server.dispose()
     create_database_if_missing(TEST_URL)
-    with contextlib.chdir(ROOT):  # alembic.ini is found relative to the working directory
-        upgrade(TEST_URL)
+    upgrade(TEST_URL)
     engine = create_engine(TEST_URL)
     yield engine
     engine.dispose()

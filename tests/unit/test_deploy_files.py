@@ -234,7 +234,7 @@ def test_commands_refer_to_code_in_the_image(services, name):
     }
     assert module.split(".")[0] in copied, f"{name}: image lacks {module}"
     if module == "cli.prestart":
-        assert {"alembic.ini", "migrations"} <= copied
+        assert "migrations" in copied and (REPO / "migrations" / "alembic.ini").is_file()
 
 
 def test_image_defaults_match_the_compose_commands(services):
