@@ -1,12 +1,14 @@
-"""The service's distribution (pyproject.toml).
+"""The two distributions: the service (pyproject.toml) and the client on its own (client/).
 
 Each is built from a copy of the repository, so the tests leave no build/ or *.egg-info behind and
 two runs never share one. The service's wheel is checked for its packages and the files it needs
 beside the code (the console's templates and static files, the migrations with their alembic.ini),
 then installed without dependencies (this virtualenv has them) and run from site-packages: the
-pre-start step migrates a database of its own.
+pre-start step migrates a database of its own. The client is installed into a new virtualenv that
+has nothing of the service, and must import there.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,3 +100,24 @@ def test_the_installed_service_migrates_and_renders_from_site_packages(service_w
             conn.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
         server.dispose()
 
+
+def test_the_client_installs_on_its_own_in_a_new_virtualenv(tmp_path):
+    source = tmp_path / "client"
+    shutil.copytree(ROOT / "client", source, ignore=SKIP)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    # The index pip is set up with (a mirror, or PyPI) gives setuptools, httpx and tenacity.
+    pip(python, "install", "--quiet", str(source))
+    installed = {package["name"].lower().replace("_", "-")
+                 for package in json.loads(pip(python, "list", "--format=json"))}
+    assert {"stock-client", "httpx", "tenacity"} <= installed
+    assert not installed & {"fastapi", "sqlalchemy", "celery", "redis", "pydantic", "alembic"}
+    check = ("import stock_client, typing\n"
+             "from stock_client import StockClient, RetryPolicy, parse_retry_after\n"
+             "assert parse_retry_after('Sun, 06 Nov 1994 08:49:37 GMT') == 0.0\n"
+             "assert typing.get_type_hints(StockClient.run)['return'] is stock_client.Job\n"
+             "import pathlib; assert (pathlib.Path(stock_client.__file__).parent / 'py.typed').exists()\n")
+    done = subprocess.run([str(python), "-c", check], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
