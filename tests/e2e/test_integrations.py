@@ -198,3 +198,32 @@ def test_the_client_retries_with_one_key_and_waits_for_the_result(client, api_ur
     assert batch_job["result"] == {"total": 2, "succeeded": 2, "failed": 0}
     assert client.get(f"/v1/stock/{warehouse}/{sku}").json()["on_hand"] == 3
     assert_books_balance(db)
+
+
+def test_the_client_reserves_commits_releases_and_reads(client, api_url, auth, db):
+    warehouse, sku = unique("W"), unique("SKU")
+    create_catalog(client, [warehouse], [sku])
+    cart, other = unique("cart"), unique("cart")
+    key = auth["Authorization"].split()[1]
+    with StockClient(api_url, key) as stock:
+        assert stock.run({"type": "receive", "warehouse": warehouse, "sku": sku, "quantity": 5})[
+            "status"] == "succeeded"
+        held = stock.reserve(warehouse, sku, 3, cart, expires_in=600, reference="checkout")
+        assert held["status"] == "succeeded" and held["result"]["available_after"] == 2
+        assert stock.reserve(warehouse, sku, 1, other)["status"] == "succeeded"
+        assert stock.commit(cart, 2)["result"]["reservation"]["held"] == 1
+        assert stock.release(other)["status"] == "succeeded"
+        too_many = stock.reserve(warehouse, sku, 9, unique("cart"))
+        assert too_many["status"] == "failed"
+        assert too_many["error"]["type"].endswith("/problems/insufficient-stock")
+
+        assert stock.get_reservation(cart)["committed"] == 2
+        assert stock.get_reservation(other)["status"] == "released"
+        level = stock.get_stock(warehouse, sku)
+        assert (level["on_hand"], level["reserved"], level["available"]) == (3, 1, 2)
+        assert [item["sku"] for item in stock.list_stock(warehouse=warehouse)["items"]] == [sku]
+        page = stock.ledger(warehouse=warehouse, sku=sku, limit=3)
+        assert [entry["type"] for entry in page["items"]] == ["receive", "reserve", "reserve"]
+        rest = stock.ledger(warehouse=warehouse, sku=sku, cursor=page["next_cursor"])
+        assert [entry["type"] for entry in rest["items"]] == ["commit", "release"]
+    assert_books_balance(db)
