@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.console.chart import Point, history_svg
 from api.console.gate import Reader
 from api.console.pages import PREFIX, ConsoleRoute, render
+from api.pagination import decode_cursor
 from api.problems import ProblemError
 from api.routes import stock as stock_reads
 from shared import warehouse_limit
@@ -58,8 +59,8 @@ async def stock_list(request: Request, principal: Reader, warehouse: str | None 
     page = None
     if not problems:
         try:
-            page = await read(lambda s: stock_reads.list_stock(s, principal, code, product, PAGE_SIZE,
-                                                               (cursor or None) and cursor[:200]))
+            page = await read(lambda s: stock_reads.stock_page(
+                s, principal, code, product, PAGE_SIZE, decode_cursor((cursor or None) and cursor[:200])))
         except ProblemError as exc:  # a cursor that is not one
             problems.append(exc.problem.detail)
     return render(request, "stock.html", {

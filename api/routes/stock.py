@@ -60,7 +60,14 @@ def list_stock(request: Request, response: Response, session: SessionDep, princi
     if wants_csv(request.headers.get("accept")):
         return csv_response("stock", StockOut, read, _stock_out, _first_id, after)
     response.headers["Vary"] = "Accept"
-    return page_of(read(session, after, limit + 1), limit, _stock_out, _first_id)
+    return stock_page(session, principal, warehouse, sku, limit, after)
+
+
+def stock_page(session: Session, principal: Principal, warehouse: str | None, sku: str | None,
+               limit: int, after: int | None) -> Page:
+    """The page of levels GET /v1/stock answers as JSON (the console's stock page shows it too)."""
+    return page_of(_stock_rows(session, principal, warehouse, sku, after, limit + 1), limit, _stock_out,
+                   _first_id)
 
 
 def _stock_rows(session: Session, principal: Principal, warehouse: str | None, sku: str | None,
