@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
-from shared.schemas.text import free_text
+from shared.schemas.text import NO_CONTROLS_IN_SCHEMA, READABLE
 
 MAX_QUANTITY = 1_000_000_000
 # A level can grow past one command's quantity; counts and expectations may name any sane level.
@@ -17,7 +17,8 @@ Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 Delta = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Level = Annotated[int, Field(ge=0, le=MAX_LEVEL)]
-Note = free_text(200)  # reference, reason: see shared/schemas/text.py
+# Free text (reference, reason): shared/schemas/text.py says what it may hold.
+Note = Annotated[str, StringConstraints(min_length=1, max_length=200), READABLE, NO_CONTROLS_IN_SCHEMA]
 
 # A reservation: the client's own id, unique per API key.
 RESERVATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"

@@ -7,9 +7,10 @@ import unicodedata
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from shared.schemas.text import NO_CONTROLS, free_text
+from shared.schemas.commands import Note
+from shared.schemas.text import NO_CONTROLS
 
-TEXT = TypeAdapter(free_text(200))
+TEXT = TypeAdapter(Note)  # free text of up to 200 characters
 
 
 def test_the_documented_pattern_refuses_every_control_and_format_character_there_is():
