@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import rows_matched
 from shared.models import ApiKey, utcnow
 from shared.settings import get_settings
 
@@ -86,7 +87,7 @@ def create_key(session: Session, *, name: str, scopes: frozenset[str],
 def revoke_key(session: Session, *, prefix: str) -> bool:
     result = session.execute(update(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
                              .values(revoked_at=utcnow()))
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 def has_active_admin(session: Session) -> bool:

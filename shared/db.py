@@ -3,8 +3,9 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,3 +82,9 @@ def end_idle_transactions_after(engine: Engine, seconds: int) -> None:
                     else "wait_timeout")
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET SESSION {variable} = {int(seconds)}")
+
+
+def rows_matched(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE, INSERT or DELETE run through a Session matched. Session.execute is typed
+    as answering the general Result for any statement; for these it is a CursorResult, which counts."""
+    return cast(CursorResult[*tuple[Any, ...]], result).rowcount

@@ -57,7 +57,10 @@ class HeldConnection:
     def _connection(self) -> Connection:
         if self._conn is not None and time.monotonic() - self._last_used > IDLE_PING_SECONDS:
             try:
-                self._conn.dialect.do_ping(self._conn.connection.dbapi_connection)
+                dbapi = self._conn.connection.dbapi_connection
+                if dbapi is None:  # invalidated: as gone as one that fails the ping
+                    raise ConnectionError("no DBAPI connection")
+                self._conn.dialect.do_ping(dbapi)
             except Exception:  # noqa: BLE001  (whatever the driver raises, the connection is gone)
                 self.discard()
         if self._conn is None:

@@ -1,7 +1,7 @@
 """Tables. Singular snake_case names, `_at` timestamps stored as UTC, ids never leave the service."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -40,6 +41,10 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        # Every model here is one declared table; SQLAlchemy types __table__ as any FROM clause,
+        # which insert() and update() do not take.
+        __table__: ClassVar[Table]
 
 
 class Warehouse(Base):

@@ -14,6 +14,7 @@ A key that is not limited (`warehouses` None) is let through by each of these at
 """
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Select, select
 
@@ -48,7 +49,7 @@ def refusal(principal: Principal, lines: Sequence[Iterable[str]], *, batch: bool
     if not foreign:
         return None
     named = sorted({w for n in foreign for w in lines[n]} - (principal.warehouses or frozenset()))
-    extra: dict = {"warehouses": named[:MAX_NAMED_LINES]}
+    extra: dict[str, Any] = {"warehouses": named[:MAX_NAMED_LINES]}
     if batch:
         extra |= {"lines": foreign[:MAX_NAMED_LINES], "line_count": len(foreign)}
     what = f"{len(foreign)} line(s) of this batch name" if batch else "This command names"
@@ -65,7 +66,7 @@ def warehouse_refusal(principal: Principal, warehouse: str) -> Problem | None:
                    {"warehouses": [warehouse]})
 
 
-def visible_warehouse_ids(principal: Principal) -> Select | None:
+def visible_warehouse_ids(principal: Principal) -> Select[int] | None:
     """The ids of the warehouses the key may see, as a subquery to filter a list by; None for a
     key that sees every warehouse."""
     if principal.warehouses is None:

@@ -121,7 +121,7 @@ def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> l
                LedgerEntry.version)
         .where(LedgerEntry.job_id == job_id, LedgerEntry.line.in_(lines))
         .order_by(LedgerEntry.line, LedgerEntry.id))
-    by_line: dict[int, dict[str, Any]] = defaultdict(dict)
+    by_line: dict[int | None, dict[str, Any]] = defaultdict(dict)
     for line, kind, on_hand_after, reserved_after, version in entries:
         level = {"on_hand_after": on_hand_after, "version_after": version}
         if kind in _RESERVATION_TYPES:

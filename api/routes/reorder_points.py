@@ -14,6 +14,7 @@ from api.schemas import StockOut
 from shared import warehouse_limit
 from shared.api_keys import Principal
 from shared.clock import rfc3339
+from shared.db import rows_matched
 from shared.models import Product, StockLevel, Warehouse, utcnow
 from shared.schemas.commands import MAX_LEVEL, Code, Sku
 
@@ -38,7 +39,7 @@ def set_reorder_point(warehouse: Code, sku: Sku, body: ReorderPointIn, session: 
         raise not_found(f"Stock level {warehouse}/{sku}")
     where = (StockLevel.warehouse_id == warehouse_id, StockLevel.product_id == product_id)
     changed = session.execute(update(StockLevel).where(*where).values(reorder_point=body.reorder_point))
-    if changed.rowcount == 0:
+    if rows_matched(changed) == 0:
         # A level that never moved: its row, at 0, holds the reorder point (the apply path keeps it).
         session.execute(insert(StockLevel).prefix_with("IGNORE", dialect="mysql")
                         .prefix_with("IGNORE", dialect="mariadb").prefix_with("OR IGNORE", dialect="sqlite"),

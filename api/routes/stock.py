@@ -4,11 +4,11 @@ reads its warehouses only, and another key's job ids and references read null
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import ScalarSelect, Select, select
+from sqlalchemy import Row, ScalarSelect, Select, select
 from sqlalchemy.orm import Session, aliased
 
 from api.auth import GuardedRoute, Reader
@@ -33,7 +33,9 @@ CodeQuery = Annotated[str | None, Query(max_length=64)]
 WarehousePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="The product's SKU.")]
 LedgerType = Literal[LEDGER_TYPES]  # type: ignore[valid-type]
-Row = Any  # (model, warehouse code, sku) as the list queries return it
+# A listed row as the list queries return it: the model, its warehouse's code, its product's SKU.
+StockRow = Row[StockLevel, str, str]
+LedgerRow = Row[LedgerEntry, str, str]
 
 
 def _ids(session: SessionDep, warehouse: str, sku: str, principal: Principal) -> tuple[int, int]:
@@ -53,7 +55,7 @@ def list_stock(request: Request, response: Response, session: SessionDep, princi
                warehouse: CodeQuery = None, sku: CodeQuery = None, limit: Limit = 100,
                cursor: Cursor = None) -> Page | StreamingResponse:
     """Stock levels, a page at a time; with `Accept: text/csv`, all of them as CSV."""
-    def read(session: Session, after: int | None, size: int) -> list[Row]:
+    def read(session: Session, after: int | None, size: int) -> list[StockRow]:
         return _stock_rows(session, principal, warehouse, sku, after, size)
 
     after = decode_cursor(cursor)
@@ -71,7 +73,7 @@ def stock_page(session: Session, principal: Principal, warehouse: str | None, sk
 
 
 def _stock_rows(session: Session, principal: Principal, warehouse: str | None, sku: str | None,
-                after: int | None, limit: int) -> list[Row]:
+                after: int | None, limit: int) -> list[StockRow]:
     """Up to `limit` levels after the id given, with their codes, as the key may see them."""
     page = select(StockLevel).order_by(StockLevel.id).limit(limit)
     visible = warehouse_limit.visible_warehouse_ids(principal)
@@ -90,21 +92,21 @@ def _stock_rows(session: Session, principal: Principal, warehouse: str | None, s
         .join(Product, Product.id == level.product_id).order_by(level.id)))
 
 
-def _stock_out(r: Row) -> StockOut:
+def _stock_out(r: StockRow) -> StockOut:
     return StockOut(warehouse=r[1], sku=r[2], on_hand=r[0].on_hand, reserved=r[0].reserved,
                     version=r[0].version, updated_at=rfc3339(r[0].updated_at),
                     reorder_point=r[0].reorder_point)
 
 
-def _first_id(r: Row) -> int:
+def _first_id(r: StockRow | LedgerRow) -> int:
     return r[0].id
 
 
-def _warehouse_id(code: str) -> ScalarSelect:
+def _warehouse_id(code: str) -> ScalarSelect[int]:
     return select(Warehouse.id).where(Warehouse.code == code).scalar_subquery()
 
 
-def _product_id(sku: str) -> ScalarSelect:
+def _product_id(sku: str) -> ScalarSelect[int]:
     return select(Product.id).where(Product.sku == sku).scalar_subquery()
 
 
@@ -137,7 +139,8 @@ def _end_of_millisecond(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000 + 999)
 
 
-def _level_filter(session: SessionDep, page: Select, warehouse: str | None, sku: str | None) -> Select:
+def _level_filter(session: SessionDep, page: Select[LedgerEntry], warehouse: str | None,
+                  sku: str | None) -> Select[LedgerEntry]:
     if warehouse is not None and sku is not None:
         # One level: served by the (stock_level_id, id) and (stock_level_id, type, id) indexes.
         level_id = session.scalar(select(StockLevel.id).where(
@@ -153,7 +156,7 @@ def _level_filter(session: SessionDep, page: Select, warehouse: str | None, sku:
     return page
 
 
-def _by_time_index(page: Select) -> Select:
+def _by_time_index(page: Select[LedgerEntry]) -> Select[LedgerEntry]:
     """Read a time window through the recorded_at index: its cost follows the window, not the table.
     Left to itself the optimizer walks the ledger by id from the first entry, not knowing that ids
     grow with time, and reads nearly the whole table to reach a recent window."""
@@ -171,10 +174,10 @@ def list_ledger(request: Request, response: Response, session: SessionDep, princ
     """Ledger entries, oldest first, a page at a time; with `Accept: text/csv`, all of them as CSV."""
     filters = LedgerFilters(warehouse, sku, type, job_id, since, until)
 
-    def read(session: Session, after: int | None, size: int) -> list[Row]:
+    def read(session: Session, after: int | None, size: int) -> list[LedgerRow]:
         return _ledger_rows(session, principal, filters, after, size)
 
-    def to_item(r: Row) -> LedgerOut:
+    def to_item(r: LedgerRow) -> LedgerOut:
         return _ledger_out(r[0], r[1], r[2], principal)
 
     after = decode_cursor(cursor)
@@ -195,7 +198,7 @@ class LedgerFilters:
 
 
 def _ledger_rows(session: Session, principal: Principal, f: LedgerFilters, after: int | None,
-                 limit: int) -> list[Row]:
+                 limit: int) -> list[LedgerRow]:
     """Up to `limit` entries after the id given, with their codes, as the key may see them."""
     page = select(LedgerEntry).order_by(LedgerEntry.id).limit(limit)
     page = _level_filter(session, page, f.warehouse, f.sku)

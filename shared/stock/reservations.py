@@ -36,7 +36,7 @@ class Named:
             self.ids.add(command.reservation_id)
 
     def _where(self, level_ids: Iterable[int] = ()) -> ColumnElement[bool]:
-        named = [false()]
+        named: list[ColumnElement[bool]] = [false()]
         if self.owners:
             named.append(tuple_(Reservation.api_key_id, Reservation.client_id).in_(sorted(self.owners)))
         if self.ids:

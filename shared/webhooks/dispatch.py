@@ -12,11 +12,11 @@ thread, worker/webhooks.py; any number of them may run: each step takes its rows
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from shared.db import rows_matched
 from shared.events.kinds import JOB_COMPLETED, RESERVATION_EXPIRED
 from shared.models import Event, EventSequence, WebhookDelivery, WebhookDispatch, WebhookSubscription
 from shared.webhooks.subscriptions import ACTIVE
@@ -55,7 +55,7 @@ def fan_out(session: Session, now: datetime) -> int:
     return until - after
 
 
-def _wants(subscription: WebhookSubscription, event: Row[Any]) -> bool:
+def _wants(subscription: WebhookSubscription, event: Row[int, str, str | None, int | None]) -> bool:
     if event.type not in subscription.events:
         return False
     if event.type in _OWNED:
@@ -101,10 +101,10 @@ def _shared_out(due: list[int], room: int) -> list[list[int]]:
 
 
 def release_lost(session: Session, now: datetime) -> int:
-    return session.execute(update(WebhookDelivery)
-                           .where(WebhookDelivery.status == DELIVERING, WebhookDelivery.claimed_until < now)
-                           .values(status=PENDING, claim=None, claimed_until=None,
-                                   next_attempt_at=now)).rowcount
+    return rows_matched(session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.status == DELIVERING, WebhookDelivery.claimed_until < now)
+        .values(status=PENDING, claim=None, claimed_until=None, next_attempt_at=now)))
 
 
 def clean_up(session: Session, now: datetime, retention: timedelta) -> None:
