@@ -9,7 +9,7 @@ Whatever the broker, a wake-up only says "look at these slots": order and exactl
 the database (shared/drain.py), and a wake-up the broker loses costs a sweep, not a job.
 """
 
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlparse
 
 from celery import Celery
@@ -88,7 +88,7 @@ class _PromptConnection(Connection):
     could go on waiting half a minute after the broker was back, leaving new commands to the sweep.
     """
 
-    def ensure_connection(self, *args: Any, **kwargs: Any) -> Connection:
+    def ensure_connection(self, *args: Any, **kwargs: Any) -> Self:
         kwargs.setdefault("interval_start", RECONNECT_SECONDS / 4)
         kwargs.setdefault("interval_step", RECONNECT_SECONDS / 4)
         kwargs.setdefault("interval_max", RECONNECT_SECONDS)

@@ -5,9 +5,12 @@ messages wait in its broker queue. Read when scraped, never per request."""
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
+import amqp
 import redis
 from amqp.exceptions import AMQPError, NotFound
+from amqp.protocol import queue_declare_ok_t
 from kombu import Connection
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -99,9 +102,13 @@ def rabbitmq_lengths(url: str, queues: list[str]) -> list[int]:
     lengths: list[int] = []
     with Connection(url, connect_timeout=2) as connection:
         for queue in queues:
-            channel = connection.channel()
+            # kombu's stubs type channel() as the base StdChannel, and py-amqp's stubs type
+            # queue_declare() as a bare tuple: an amqp:// connection hands out py-amqp channels,
+            # whose queue_declare answers a queue_declare_ok_t.
+            channel = cast(amqp.Channel, connection.channel())
             try:
-                lengths.append(channel.queue_declare(queue=queue, passive=True).message_count)
+                declared = cast(queue_declare_ok_t, channel.queue_declare(queue=queue, passive=True))
+                lengths.append(declared.message_count)
             except NotFound:
                 lengths.append(0)  # NOT_FOUND closes the channel: a fresh one per queue
             finally:
