@@ -54,7 +54,7 @@ class KeyRateLimiter:
     requests it holds. Alone, a request is checked at once."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[int, asyncio.Future]] = []
+        self._pending: list[tuple[int, asyncio.Future[int | None]]] = []
         self._checking = False
         self._skip_until = 0.0
 

@@ -50,6 +50,9 @@ class StockOut(BaseModel):
         return self.on_hand - self.reserved
 
 
+ReservationStatus = Literal["active", "committed", "released", "expired"]
+
+
 class ReservationOut(BaseModel):
     """A hold on a level's units: `quantity` reserved, `committed` issued from it; while `active`,
     the rest is held until `expires_at`."""
@@ -59,7 +62,7 @@ class ReservationOut(BaseModel):
     sku: str
     quantity: int
     committed: int
-    status: Literal["active", "committed", "released", "expired"]
+    status: ReservationStatus
     expires_at: str
 
 

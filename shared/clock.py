@@ -1,8 +1,16 @@
 """Time formatting for the API: RFC 3339, UTC, milliseconds, `Z`."""
 
 from datetime import UTC, datetime
+from typing import overload
 
 
+# A time gives text; only a missing time (a nullable column) gives None.
+@overload
+def rfc3339(value: datetime) -> str: ...
+@overload
+def rfc3339(value: None) -> None: ...
+@overload
+def rfc3339(value: datetime | None) -> str | None: ...
 def rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None

@@ -65,7 +65,8 @@ def _connection() -> HeldConnection:
     and on its sweep thread)."""
     if not hasattr(_connections, "held"):
         _connections.held = HeldConnection()
-    return _connections.held
+    held: HeldConnection = _connections.held
+    return held
 
 
 class _Step(NamedTuple):

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
                              "or use PROFILE=server")
         if "broker_url" not in given:
             self.broker_url = "filesystem://localhost/"  # kombu warns about a URL without a host
-        elif not self.broker_url.startswith("filesystem:"):
+        elif self.broker_url is None or not self.broker_url.startswith("filesystem:"):
             raise ValueError("the embedded profile queues in a folder: unset BROKER_URL, "
                              "or use PROFILE=server")
         if "rate_limit_per_second" not in given:

@@ -22,7 +22,7 @@ from shared.held_connection import HeldConnection
 log = logging.getLogger(__name__)
 
 
-def _settle(future: asyncio.Future, outcome: Any) -> None:
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.done():  # the client went away, or the item was settled already
         return
     if isinstance(outcome, Exception):
@@ -37,7 +37,7 @@ class Waiting:
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop, repr=False,
                                             kw_only=True)
-    future: asyncio.Future = field(init=False, repr=False)
+    future: asyncio.Future[Any] = field(init=False, repr=False)
     settled: bool = field(default=False, init=False, repr=False)  # by the serving thread
 
     def __post_init__(self) -> None:

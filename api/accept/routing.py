@@ -37,10 +37,9 @@ def reservation_slot(commands: list[CommandBase], api_key_id: int) -> int:
             slot = slot_for(first.first_warehouse)
         else:
             reservation = first.reservation  # type: ignore[attr-defined]
-            slot = session.scalar(select(ReservationRoute.slot).where(
+            routed = session.scalar(select(ReservationRoute.slot).where(
                 ReservationRoute.api_key_id == api_key_id, ReservationRoute.client_id == reservation))
-            if slot is None:
-                slot = slot_for(reservation)
+            slot = routed if routed is not None else slot_for(reservation)
         if reserved:
             _write_routes(session, api_key_id, reserved, slot)
             session.commit()

@@ -95,7 +95,8 @@ class Waiters:
             return
         self._tasks.append(asyncio.create_task(self._recheck_forever(), name="waiters-recheck"))
         if self._redis_url and self._channel:
-            self._tasks.append(asyncio.create_task(self._listen_forever(), name="waiters-listen"))
+            self._tasks.append(asyncio.create_task(self._listen_forever(self._redis_url, self._channel),
+                                                   name="waiters-listen"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -104,7 +105,7 @@ class Waiters:
         self._tasks.clear()
 
     @asynccontextmanager
-    async def expecting(self, owner: int, job_ids: Iterable[str] = ()) -> AsyncIterator[Expectation]:
+    async def expecting(self, owner: str, job_ids: Iterable[str] = ()) -> AsyncIterator[Expectation]:
         """Register a wait for these jobs (more may be added with `add`); refused with a problem
         if the process or the key already has as many waiting requests as allowed."""
         self.start()
@@ -154,15 +155,15 @@ class Waiters:
             for expectation in self._by_job.get(doc.get("job_id", ""), ()):
                 expectation.deliver(doc)
 
-    async def _listen_forever(self) -> None:
+    async def _listen_forever(self, redis_url: str, channel: str) -> None:
         # Named, so CLIENT LIST tells the subscriptions of the API processes apart.
-        client = redis.asyncio.Redis.from_url(self._redis_url, socket_connect_timeout=2,  # type: ignore[arg-type]
+        client = redis.asyncio.Redis.from_url(redis_url, socket_connect_timeout=2,
                                               client_name=f"stock-waiters-{os.getpid()}")
         failures = 0
         while True:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(channel)
                 failures = 0
                 async for message in pubsub.listen():
                     if self._by_job and message["type"] == "message":

@@ -144,8 +144,9 @@ class JobWriter(GroupThread):
                      payload: Any, slot: int, line_count: int, idempotency_key: str | None,
                      request_hash: str | None) -> Acceptance:
         """Raises KeyRevoked if the key was revoked meanwhile, or a ProblemError to answer."""
-        return await self.wait_for(Submission(job_id, api_key_id, kind, mode, payload, slot, line_count,
-                                              idempotency_key, request_hash))
+        acceptance: Acceptance = await self.wait_for(Submission(
+            job_id, api_key_id, kind, mode, payload, slot, line_count, idempotency_key, request_hash))
+        return acceptance
 
     def idle(self) -> None:
         """While the last estimate was non-zero, keep counting so a drained queue lets work in."""

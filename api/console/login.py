@@ -66,9 +66,9 @@ async def login(request: Request) -> Response:
         detail = "That API key is not valid, or has been revoked." if exc.problem.status == 401 \
             else exc.problem.detail
         return render(request, "login.html", {"error": detail}, exc.problem.status)
-    response = RedirectResponse(HOME, status_code=303)
-    keep_session(request, response, new_session(key))  # a new CSRF token from now on
-    return response
+    redirect = RedirectResponse(HOME, status_code=303)
+    keep_session(request, redirect, new_session(key))  # a new CSRF token from now on
+    return redirect
 
 
 @router.post("/logout")

@@ -1,7 +1,7 @@
 """Stock commands and batches: validate, authorize, then hand over to the accept machinery
 (api/accept/), which answers 202 once the job is committed, or the outcome if asked to wait."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, status
 from fastapi.responses import JSONResponse
@@ -24,7 +24,7 @@ BATCHES_PATH = "/v1/batches"  # the one route that takes the large body limit
 PreferHeader = Annotated[str | None, Header(
     max_length=200, description="`wait=N` (N <= 30): answer with the outcome (200) if the job ends "
     "within N seconds, else 202 as usual (RFC 7240).")]
-ANSWERS = {
+ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": JobOut, "description": "Asked to wait (`Prefer: wait=N`), and the job ended: its "
           "outcome, with `Content-Location` and `Preference-Applied`."},
     202: {"model": Accepted, "description": "The job is committed and queued: poll `Location`."},

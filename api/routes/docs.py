@@ -37,7 +37,7 @@ def _policy(inline_script: str | None) -> str:
 
 
 def _with_policy(page: HTMLResponse) -> HTMLResponse:
-    html = page.body.decode()
+    html = bytes(page.body).decode()  # an HTMLResponse's body is bytes; Starlette allows a memoryview
     inline = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
     page.headers["Content-Security-Policy"] = _policy(inline[0] if inline else None)
     return page

@@ -2,7 +2,7 @@
 so a key reads only its own (another key's id is simply not found). A key limited to warehouses
 sees its reservations of those warehouses only."""
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Path
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from api.auth import GuardedRoute, Reader
 from api.deps import SessionDep
 from api.problems import not_found
-from api.schemas import ReservationOut
+from api.schemas import ReservationOut, ReservationStatus
 from shared import warehouse_limit
 from shared.clock import rfc3339
 from shared.models import Product, Reservation, StockLevel, Warehouse
@@ -32,4 +32,7 @@ def get_reservation(reservation: ReservationPath, session: SessionDep, principal
         raise not_found(f"Reservation {reservation!r}")
     held, warehouse, sku = row
     return ReservationOut(reservation=held.client_id, warehouse=warehouse, sku=sku, quantity=held.quantity,
-                          committed=held.committed, status=held.status, expires_at=rfc3339(held.expires_at))
+                          committed=held.committed, expires_at=rfc3339(held.expires_at),
+                          # The column holds a str; only these four are written (shared/stock/holds.py),
+                          # and the model checks it.
+                          status=cast(ReservationStatus, held.status))

@@ -49,5 +49,6 @@ def read(client: redis.Redis, session: Session, job_id: str) -> dict[str, Any] |
     except redis.RedisError:
         cached = None
     if cached:
-        return json.loads(cached)
+        copy: dict[str, Any] = json.loads(cached)
+        return copy
     return read_database(session, job_id)

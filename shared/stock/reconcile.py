@@ -102,7 +102,8 @@ def _expected_entries(command: dict[str, Any], result: dict[str, Any] | None) ->
     if kind == "count":
         return 1 + len((result or {}).get("released_reservations", []))
     if kind == "expire":
-        return (result or {}).get("expired", 1)
+        expired: int = (result or {}).get("expired", 1)
+        return expired
     return 1
 
 

@@ -31,7 +31,9 @@ def check(url: str, *, allow_private: bool) -> Target:
         raise RefusedAddress("a receiver URL carries no user or password")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)}
+        # An IPv4 or IPv6 socket address starts with the address as text (typeshed allows an int).
+        found = {str(info[4][0])
+                 for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)}
     except (socket.gaierror, UnicodeError) as exc:
         raise RefusedAddress(f"the host {parts.hostname!r} does not resolve") from exc
     addresses = sorted(found)

@@ -171,5 +171,5 @@ def backoff(attempts: int, settings: Settings) -> float:
     """Seconds before the next attempt after `attempts` failed ones: doubling from the base up to
     the cap, with jitter between half and all of it, so receivers coming back are not hit by
     every retry at once."""
-    doubled = settings.webhook_retry_base_seconds * 2 ** (attempts - 1)
+    doubled: float = settings.webhook_retry_base_seconds * 2 ** (attempts - 1)
     return min(settings.webhook_retry_max_seconds, doubled) * random.uniform(0.5, 1.0)
