@@ -32,6 +32,22 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+# The groups of operations in /docs and /redoc, in this order.
+TAGS = [
+    {"name": "commands", "description": "Stock commands and batches: accepted (202) and applied once by "
+     "the workers; `Prefer: wait=N` waits for the outcome."},
+    {"name": "jobs", "description": "Where an accepted command or batch stands, its outcome, "
+     "a batch's lines."},
+    {"name": "stock", "description": "Stock levels, the ledger of every movement (both as CSV too), "
+     "reorder points."},
+    {"name": "reservations", "description": "Units held for a checkout until committed, released "
+     "or expired."},
+    {"name": "catalog", "description": "Warehouses and products."},
+    {"name": "events", "description": "The feed of what happened, to read from a position."},
+    {"name": "webhooks", "description": "Events sent to a receiver's URL, with retries."},
+    {"name": "operations", "description": "Liveness, readiness and metrics; no API key needed."},
+]
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """Per server process: JSON logs from the start, and its metrics files retired at the end."""
@@ -54,7 +70,7 @@ def create_app() -> FastAPI:
     # pages, which load Swagger UI and ReDoc from a CDN.
     app = FastAPI(title="Stock command service", version="1.0.0", lifespan=lifespan,
                   description="Stock commands are queued and applied exactly once; see docs/design.md.",
-                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  telemetry={"tracing": False, "metrics": False, "logs": False}, openapi_tags=TAGS,
                   docs_url=None, redoc_url=None)
     problems.install(app)
     # Routes are matched in order, one by one: the busiest first (commands, then job polls).

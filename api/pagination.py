@@ -3,10 +3,11 @@
 import base64
 import binascii
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.problems import ProblemError
 from shared.problems import Problem
@@ -15,9 +16,15 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
-class Page(BaseModel):
-    items: list[Any]
-    next_cursor: str | None
+Item = TypeVar("Item")
+Row = TypeVar("Row")
+
+
+class Page(BaseModel, Generic[Item]):
+    """A page of a list: `Page[StockOut]` and so on, so the OpenAPI document names the items."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="Give it as `cursor` for the next page; null on the last.")
 
 
 def encode_cursor(last_id: int) -> str:
@@ -39,7 +46,8 @@ def decode_cursor(cursor: str | None) -> int | None:
                                             "type": "cursor_invalid"}]}))
 
 
-def page(rows: list[Any], limit: int, to_item: Any, row_id: Any) -> Page:
+def page(rows: list[Row], limit: int, to_item: Callable[[Row], Item],
+         row_id: Callable[[Row], int]) -> Page[Item]:
     """Given up to limit+1 rows, the page of `limit` and the cursor to the next one."""
     more = len(rows) > limit
     rows = rows[:limit]

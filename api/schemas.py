@@ -9,6 +9,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     computed_field,
 )
@@ -17,6 +18,10 @@ from shared.clock import parse_utc
 
 
 class WarehouseOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "code": "SEL-1", "name": "Selby distribution centre", "address": "Unit 4, Canal Road, Selby",
+        "active": True, "created_at": "2026-12-01T09:30:00.000Z", "updated_at": "2026-12-01T09:30:00.000Z"}]})
+
     code: str
     name: str
     address: str | None
@@ -26,6 +31,10 @@ class WarehouseOut(BaseModel):
 
 
 class ProductOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sku": "TEE-RED-M", "name": "T-shirt, red, M", "unit": "piece",
+        "created_at": "2026-12-01T09:30:00.000Z", "updated_at": "2026-12-01T09:30:00.000Z"}]})
+
     sku: str
     name: str
     unit: str
@@ -35,6 +44,10 @@ class ProductOut(BaseModel):
 
 class StockOut(BaseModel):
     """A stock level: on hand, held for reservations, and available to promise (on hand - reserved)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "warehouse": "SEL-1", "sku": "TEE-RED-M", "on_hand": 21, "reserved": 1, "version": 4,
+        "updated_at": "2026-12-01T09:30:00.000Z", "reorder_point": 10, "available": 20}]})
 
     warehouse: str
     sku: str
@@ -57,6 +70,10 @@ class ReservationOut(BaseModel):
     """A hold on a level's units: `quantity` reserved, `committed` issued from it; while `active`,
     the rest is held until `expires_at`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "reservation": "cart-7f3a", "warehouse": "SEL-1", "sku": "TEE-RED-M", "quantity": 1,
+        "committed": 0, "status": "active", "expires_at": "2026-12-01T09:45:00.000Z"}]})
+
     reservation: str
     warehouse: str
     sku: str
@@ -67,6 +84,12 @@ class ReservationOut(BaseModel):
 
 
 class LedgerOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 1207, "warehouse": "SEL-1", "sku": "TEE-RED-M", "type": "issue", "delta": -2,
+        "on_hand_after": 22, "reserved_delta": 0, "reserved_after": 1, "version": 3,
+        "job_id": "0b6f3c9e-5d0a-4f57-9a43-2f1d8c7e6a10", "line": None, "reference": "ORDER-88121",
+        "reason": None, "recorded_at": "2026-12-01T09:30:00.000Z"}]})
+
     id: int
     warehouse: str
     sku: str
@@ -88,6 +111,10 @@ class LedgerOut(BaseModel):
 class Accepted(BaseModel):
     """The answer to an accepted command or batch: its job, to poll at `Location`."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": "0b6f3c9e-5d0a-4f57-9a43-2f1d8c7e6a10", "kind": "command", "status": "queued",
+        "submitted_at": "2026-12-01T09:30:00.000Z"}]})
+
     job_id: str
     kind: Literal["command", "batch"]
     status: str
@@ -96,6 +123,11 @@ class Accepted(BaseModel):
 
 class JobOut(BaseModel):
     """A job: `GET /v1/jobs/{job_id}`, and the outcome of a POST that waited for it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": "0b6f3c9e-5d0a-4f57-9a43-2f1d8c7e6a10", "kind": "command", "status": "succeeded",
+        "submitted_at": "2026-12-01T09:30:00.000Z", "started_at": "2026-12-01T09:30:00.004Z",
+        "completed_at": "2026-12-01T09:30:00.011Z", "result": {"on_hand_after": 22, "version_after": 3}}]})
 
     job_id: str
     kind: Literal["command", "batch"]
@@ -112,6 +144,26 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobOut]
+
+
+class FailedLine(BaseModel):
+    """A batch line that failed: `GET /v1/jobs/{job_id}/lines`."""
+
+    line: int
+    status: Literal["failed"]
+    error: dict[str, Any] | None = Field(description="A problem: why the line failed.")
+
+
+class SucceededLine(BaseModel):
+    """A batch line that succeeded, with the level after it, as a single command's result shows it."""
+
+    line: int
+    status: Literal["succeeded"]
+    result: dict[str, Any] = Field(description="`{on_hand_after, version_after}` (and `reserved_after` "
+                                   "for a reservation's line); a transfer: `{from, to}` of those.")
+
+
+JobLineOut = Annotated[FailedLine | SucceededLine, Field(discriminator="status")]
 
 
 def _to_shown_millisecond(value: datetime) -> datetime:

@@ -4,10 +4,11 @@ writes and sees only its own (shared/warehouse_limit.py). Products are one catal
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Body, Path, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from api import examples
 from api.auth import CatalogWriter, GuardedRoute, Reader
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, page
@@ -21,7 +22,7 @@ from shared.problems import Problem
 from shared.schemas.catalog import ProductCreate, ProductUpdate, WarehouseCreate, WarehouseUpdate
 from shared.schemas.commands import CODE_PATTERN, SKU_PATTERN
 
-router = APIRouter(prefix="/v1", route_class=GuardedRoute)
+router = APIRouter(prefix="/v1", tags=["catalog"], route_class=GuardedRoute)
 
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, description="The product's SKU.")]
@@ -69,8 +70,10 @@ def _list(session: SessionDep, model: Any, limit: int, cursor: str | None, where
     return list(session.scalars(stmt))
 
 
-@router.post("/warehouses", status_code=status.HTTP_201_CREATED, response_model=WarehouseOut)
-def create_warehouse(body: WarehouseCreate, session: SessionDep, principal: CatalogWriter) -> WarehouseOut:
+@router.post("/warehouses", status_code=status.HTTP_201_CREATED, response_model=WarehouseOut,
+             summary="Create a warehouse")
+def create_warehouse(body: Annotated[WarehouseCreate, Body(openapi_examples=examples.WAREHOUSE_CREATE)],
+                     session: SessionDep, principal: CatalogWriter) -> WarehouseOut:
     _refuse_foreign(principal, body.code)
     warehouse = Warehouse(code=body.code, name=body.name, address=body.address, active=True)
     _create(session, warehouse, f"Warehouse {body.code!r}")
@@ -78,9 +81,9 @@ def create_warehouse(body: WarehouseCreate, session: SessionDep, principal: Cata
     return warehouse_out(warehouse)
 
 
-@router.get("/warehouses", response_model=Page)
+@router.get("/warehouses", response_model=Page[WarehouseOut], summary="List warehouses")
 def list_warehouses(session: SessionDep, principal: Reader, limit: Limit = 100,
-                    cursor: Cursor = None) -> Page:
+                    cursor: Cursor = None) -> Page[WarehouseOut]:
     visible = warehouse_limit.visible_warehouse_ids(principal)
     where = Warehouse.id.in_(visible) if visible is not None else None
     return page(_list(session, Warehouse, limit, cursor, where), limit, warehouse_out, lambda w: w.id)
@@ -95,14 +98,15 @@ def _warehouse(session: SessionDep, code: str, principal: Principal) -> Warehous
     return warehouse
 
 
-@router.get("/warehouses/{code}", response_model=WarehouseOut)
+@router.get("/warehouses/{code}", response_model=WarehouseOut, summary="Get a warehouse")
 def get_warehouse(code: CodePath, session: SessionDep, principal: Reader) -> WarehouseOut:
     return warehouse_out(_warehouse(session, code, principal))
 
 
-@router.patch("/warehouses/{code}", response_model=WarehouseOut)
-def update_warehouse(code: CodePath, body: WarehouseUpdate, session: SessionDep,
-                     principal: CatalogWriter) -> WarehouseOut:
+@router.patch("/warehouses/{code}", response_model=WarehouseOut, summary="Change a warehouse")
+def update_warehouse(code: CodePath,
+                     body: Annotated[WarehouseUpdate, Body(openapi_examples=examples.WAREHOUSE_UPDATE)],
+                     session: SessionDep, principal: CatalogWriter) -> WarehouseOut:
     _refuse_foreign(principal, code)
     warehouse = _warehouse(session, code, principal)
     changes = body.model_dump(exclude_unset=True)
@@ -121,16 +125,19 @@ def _null(field: str) -> ProblemError:
                                              "type": "null"}]}))
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-def create_product(body: ProductCreate, session: SessionDep, principal: CatalogWriter) -> ProductOut:
+@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut,
+             summary="Create a product")
+def create_product(body: Annotated[ProductCreate, Body(openapi_examples=examples.PRODUCT_CREATE)],
+                   session: SessionDep, principal: CatalogWriter) -> ProductOut:
     product = Product(sku=body.sku, name=body.name, unit=body.unit)
     _create(session, product, f"Product {body.sku!r}")
     _record(session, principal, "product", body.sku, "create", body.model_dump())
     return product_out(product)
 
 
-@router.get("/products", response_model=Page)
-def list_products(session: SessionDep, _: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page:
+@router.get("/products", response_model=Page[ProductOut], summary="List products")
+def list_products(session: SessionDep, _: Reader, limit: Limit = 100,
+                  cursor: Cursor = None) -> Page[ProductOut]:
     return page(_list(session, Product, limit, cursor), limit, product_out, lambda p: p.id)
 
 
@@ -141,14 +148,15 @@ def _product(session: SessionDep, sku: str) -> Product:
     return product
 
 
-@router.get("/products/{sku}", response_model=ProductOut)
+@router.get("/products/{sku}", response_model=ProductOut, summary="Get a product")
 def get_product(sku: SkuPath, session: SessionDep, _: Reader) -> ProductOut:
     return product_out(_product(session, sku))
 
 
-@router.patch("/products/{sku}", response_model=ProductOut)
-def update_product(sku: SkuPath, body: ProductUpdate, session: SessionDep,
-                   principal: CatalogWriter) -> ProductOut:
+@router.patch("/products/{sku}", response_model=ProductOut, summary="Change a product")
+def update_product(sku: SkuPath,
+                   body: Annotated[ProductUpdate, Body(openapi_examples=examples.PRODUCT_UPDATE)],
+                   session: SessionDep, principal: CatalogWriter) -> ProductOut:
     product = _product(session, sku)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():

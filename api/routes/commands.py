@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from api import examples
 from api.accept.submit import Work, requested_wait, submit
 from api.auth import GuardedRoute, Writer
 from api.idempotency import IdempotencyKey
@@ -17,7 +18,7 @@ from shared.problems import Problem
 from shared.schemas.commands import BatchRequest, Command
 from shared.settings import get_settings
 
-router = APIRouter(prefix="/v1", route_class=GuardedRoute)
+router = APIRouter(prefix="/v1", tags=["commands"], route_class=GuardedRoute)
 
 ROUTE_PATH = "/v1/commands"
 BATCHES_PATH = "/v1/batches"  # the one route that takes the large body limit
@@ -33,17 +34,19 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 
 # Async: the request waits for the writer (and its outcome) on the event loop, holding no thread.
 @router.post(ROUTE_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, responses=ANSWERS,
-             response_class=JSONResponse)
-async def submit_command(command: Annotated[Command, Body()], principal: Writer,
-                         idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
+             response_class=JSONResponse, summary="Submit a stock command")
+async def submit_command(command: Annotated[Command, Body(openapi_examples=examples.COMMAND)],
+                         principal: Writer, idempotency_key: IdempotencyKey = None,
+                         prefer: PreferHeader = None) -> JSONResponse:
     work = Work("command", None, command.model_dump(exclude_none=True), (command,))
     return await submit(work, principal, idempotency_key=idempotency_key,
                         wait_seconds=requested_wait(prefer))
 
 
 @router.post(BATCHES_PATH.removeprefix("/v1"), status_code=status.HTTP_202_ACCEPTED, responses=ANSWERS,
-             response_class=JSONResponse)
-async def submit_batch(batch: BatchRequest, principal: Writer, idempotency_key: IdempotencyKey = None,
+             response_class=JSONResponse, summary="Submit a batch of stock commands")
+async def submit_batch(batch: Annotated[BatchRequest, Body(openapi_examples=examples.BATCH)],
+                       principal: Writer, idempotency_key: IdempotencyKey = None,
                        prefer: PreferHeader = None) -> JSONResponse:
     limit = get_settings().max_batch_lines
     if len(batch.commands) > limit:

@@ -38,7 +38,7 @@ def viewer_of(principal: Principal) -> feed.Viewer:
     return feed.Viewer(principal.key_id, warehouse_limit.sees_every_job(principal), principal.warehouses)
 
 
-@router.get("/events", response_model=EventPageOut)
+@router.get("/events", response_model=EventPageOut, summary="Read the event feed")
 def list_events(session: SessionDep, principal: Reader, after: Cursor = None,
                 type: Annotated[list[EventType] | None, Query()] = None, limit: Limit = 100) -> EventPageOut:
     """Events after `after` (a cursor from a previous page; none: from the oldest kept), oldest

@@ -9,15 +9,15 @@ from api.metrics import exposition
 from api.problems import not_found
 from shared.settings import get_settings
 
-router = APIRouter()
+router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", summary="Liveness: the process answers")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", summary="Readiness: the database and the status board answer")
 def readyz(session: SessionDep, board: StatusBoardDep) -> JSONResponse:
     checks = {}
     try:
@@ -31,7 +31,7 @@ def readyz(session: SessionDep, board: StatusBoardDep) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
     """Prometheus text format. No key, like /healthz: with API_METRICS_PORT set it answers on that
     port only, which docker-compose.yml leaves unpublished (docs/operations.md). It shows counts

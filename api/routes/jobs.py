@@ -14,7 +14,7 @@ from api.auth import GuardedRoute, Reader
 from api.deps import SessionDep, StatusBoardDep
 from api.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from api.problems import not_found
-from api.schemas import JobList, JobOut
+from api.schemas import FailedLine, JobLineOut, JobList, JobOut, SucceededLine
 from shared import warehouse_limit
 from shared.api_keys import Principal
 from shared.db import get_session_factory
@@ -22,7 +22,7 @@ from shared.jobs.status import TERMINAL
 from shared.models import JobLine, LedgerEntry
 from shared.status_board import get_status_board
 
-router = APIRouter(prefix="/v1", route_class=GuardedRoute)
+router = APIRouter(prefix="/v1", tags=["jobs"], route_class=GuardedRoute)
 
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The job id from a 202 answer.")]
 PreferHeader = Annotated[str | None, Header(
@@ -49,7 +49,7 @@ def _read_visible(job_ids: list[str], principal: Principal) -> dict[str, dict[st
     return {job_id: doc for job_id, doc in found.items() if _is_visible(doc, principal)}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True)
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_exclude_none=True, summary="Get a job")
 async def get_job(job_id: JobId, principal: Reader, response: Response,
                   prefer: PreferHeader = None) -> dict[str, Any]:
     """Async so that a long poll holds no thread: it waits on the process's one subscription to
@@ -60,7 +60,8 @@ async def get_job(job_id: JobId, principal: Reader, response: Response,
     return jobs[job_id]
 
 
-@router.get("/jobs", response_model=JobList, response_model_exclude_none=True)
+@router.get("/jobs", response_model=JobList, response_model_exclude_none=True,
+            summary="Get many jobs at once")
 async def list_jobs(principal: Reader, response: Response,
                     ids: Annotated[str, Query(pattern=IDS_PATTERN, description=(
                         f"Comma-separated job ids, at most {MAX_IDS}. Unknown ids and other keys' "
@@ -100,20 +101,21 @@ async def _read_waiting(job_ids: list[str], principal: Principal, wait: int,
 _RESERVATION_TYPES = ("reserve", "release", "commit", "expire")
 
 
-def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+def _failed_lines(session: Session, job_id: str, after: int, limit: int) -> list[FailedLine]:
     rows = session.execute(select(JobLine.line, JobLine.error)
                            .where(JobLine.job_id == job_id, JobLine.line > after)
                            .order_by(JobLine.line).limit(limit))
-    return [{"line": line, "status": "failed", "error": error} for line, error in rows]
+    return [FailedLine(line=line, status="failed", error=error) for line, error in rows]
 
 
-def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> list[SucceededLine]:
     """Succeeded lines are not stored twice: their ledger entries are their result. A line may have
     several (a transfer's two sides, a count and the reservations it released), so the page's lines
     are chosen first and their entries read after."""
-    lines = session.scalars(
+    # `line > after` leaves out the entries of single commands, whose line is NULL.
+    lines = [line for line in session.scalars(
         select(LedgerEntry.line).where(LedgerEntry.job_id == job_id, LedgerEntry.line > after)
-        .group_by(LedgerEntry.line).order_by(LedgerEntry.line).limit(limit)).all()
+        .group_by(LedgerEntry.line).order_by(LedgerEntry.line).limit(limit)) if line is not None]
     if not lines:
         return []
     entries = session.execute(
@@ -131,23 +133,23 @@ def _succeeded_lines(session: Session, job_id: str, after: int, limit: int) -> l
             by_line[line][side] = level
         else:
             by_line[line].update(level)
-    return [{"line": line, "status": "succeeded", "result": by_line[line]} for line in lines]
+    return [SucceededLine(line=line, status="succeeded", result=by_line[line]) for line in lines]
 
 
-@router.get("/jobs/{job_id}/lines", response_model=Page)
+@router.get("/jobs/{job_id}/lines", response_model=Page[JobLineOut], summary="List a batch's lines")
 def list_job_lines(job_id: JobId, session: SessionDep, board: StatusBoardDep, principal: Reader,
                    status: Annotated[Literal["failed", "succeeded"] | None, Query()] = None,
-                   limit: Limit = 100, cursor: Cursor = None) -> Page:
+                   limit: Limit = 100, cursor: Cursor = None) -> Page[JobLineOut]:
     if not _is_visible(board.read(session, job_id), principal):
         raise not_found(f"Job {job_id!r}")
     after = decode_cursor(cursor)
     after = -1 if after is None else after
-    items: list[dict[str, Any]] = []
+    items: list[FailedLine | SucceededLine] = []
     if status in (None, "failed"):
         items += _failed_lines(session, job_id, after, limit + 1)
     if status in (None, "succeeded"):
         items += _succeeded_lines(session, job_id, after, limit + 1)
-    items.sort(key=lambda item: item["line"])
+    items.sort(key=lambda item: item.line)
     more = len(items) > limit
     items = items[:limit]
-    return Page(items=items, next_cursor=encode_cursor(items[-1]["line"]) if more else None)
+    return Page(items=items, next_cursor=encode_cursor(items[-1].line) if more else None)

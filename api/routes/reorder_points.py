@@ -3,10 +3,11 @@ crossing, shared/events/stock.py). Scope `catalog`: it is the stock plan, not a 
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select, update
 
+from api import examples
 from api.auth import GuardedRoute, require
 from api.deps import SessionDep
 from api.problems import ProblemError, not_found
@@ -27,8 +28,11 @@ class ReorderPointIn(BaseModel):
     reorder_point: Annotated[int, Field(ge=0, le=MAX_LEVEL)] | None
 
 
-@router.put("/stock/{warehouse}/{sku}/reorder-point", response_model=StockOut)
-def set_reorder_point(warehouse: Code, sku: Sku, body: ReorderPointIn, session: SessionDep,
+@router.put("/stock/{warehouse}/{sku}/reorder-point", response_model=StockOut,
+            summary="Set or clear a level's reorder point")
+def set_reorder_point(warehouse: Code, sku: Sku,
+                      body: Annotated[ReorderPointIn, Body(openapi_examples=examples.REORDER_POINT)],
+                      session: SessionDep,
                       principal: Annotated[Principal, Depends(require("catalog"))]) -> StockOut:
     refused = warehouse_limit.warehouse_refusal(principal, warehouse)
     if refused is not None:

@@ -20,7 +20,7 @@ ReservationPath = Annotated[str, Path(pattern=RESERVATION_ID_PATTERN, descriptio
 router = APIRouter(prefix="/v1", tags=["reservations"], route_class=GuardedRoute)
 
 
-@router.get("/reservations/{reservation}", response_model=ReservationOut)
+@router.get("/reservations/{reservation}", response_model=ReservationOut, summary="Get a reservation")
 def get_reservation(reservation: ReservationPath, session: SessionDep, principal: Reader) -> ReservationOut:
     row = session.execute(
         select(Reservation, Warehouse.code, Product.sku)

@@ -27,7 +27,7 @@ from shared.schemas.commands import CODE_PATTERN, LEDGER_TYPES, SKU_PATTERN
 # Every route here is a read. The lists read their page of the listed table first, in a derived
 # table the database cannot merge (it has a LIMIT), and join the codes onto those rows only: left to
 # itself, MariaDB drives the join from the small catalog tables and sorts the whole table per page.
-router = APIRouter(prefix="/v1", route_class=GuardedRoute)
+router = APIRouter(prefix="/v1", tags=["stock"], route_class=GuardedRoute)
 
 CodeQuery = Annotated[str | None, Query(max_length=64)]
 WarehousePath = Annotated[str, Path(pattern=CODE_PATTERN, description="The warehouse's code.")]
@@ -50,10 +50,10 @@ def _ids(session: SessionDep, warehouse: str, sku: str, principal: Principal) ->
     return warehouse_id, product_id
 
 
-@router.get("/stock", response_model=Page, responses=CSV_RESPONSE)
+@router.get("/stock", response_model=Page[StockOut], responses=CSV_RESPONSE, summary="List stock levels")
 def list_stock(request: Request, response: Response, session: SessionDep, principal: Reader,
                warehouse: CodeQuery = None, sku: CodeQuery = None, limit: Limit = 100,
-               cursor: Cursor = None) -> Page | StreamingResponse:
+               cursor: Cursor = None) -> Page[StockOut] | StreamingResponse:
     """Stock levels, a page at a time; with `Accept: text/csv`, all of them as CSV."""
     def read(session: Session, after: int | None, size: int) -> list[StockRow]:
         return _stock_rows(session, principal, warehouse, sku, after, size)
@@ -66,7 +66,7 @@ def list_stock(request: Request, response: Response, session: SessionDep, princi
 
 
 def stock_page(session: Session, principal: Principal, warehouse: str | None, sku: str | None,
-               limit: int, after: int | None) -> Page:
+               limit: int, after: int | None) -> Page[StockOut]:
     """The page of levels GET /v1/stock answers as JSON (the console's stock page shows it too)."""
     return page_of(_stock_rows(session, principal, warehouse, sku, after, limit + 1), limit, _stock_out,
                    _first_id)
@@ -110,7 +110,7 @@ def _product_id(sku: str) -> ScalarSelect[int]:
     return select(Product.id).where(Product.sku == sku).scalar_subquery()
 
 
-@router.get("/stock/{warehouse}/{sku}", response_model=StockOut)
+@router.get("/stock/{warehouse}/{sku}", response_model=StockOut, summary="Get a stock level")
 def get_stock(warehouse: WarehousePath, sku: SkuPath, session: SessionDep, principal: Reader,
               as_of: QueryTime | None = None) -> StockOut:
     warehouse_id, product_id = _ids(session, warehouse, sku, principal)
@@ -165,12 +165,13 @@ def _by_time_index(page: Select[LedgerEntry]) -> Select[LedgerEntry]:
     return page
 
 
-@router.get("/ledger", response_model=Page, responses=CSV_RESPONSE)
+@router.get("/ledger", response_model=Page[LedgerOut], responses=CSV_RESPONSE,
+            summary="List ledger entries")
 def list_ledger(request: Request, response: Response, session: SessionDep, principal: Reader,
                 warehouse: CodeQuery = None, sku: CodeQuery = None, type: LedgerType | None = None,
                 job_id: Annotated[str | None, Query(max_length=36)] = None,
                 since: QueryTime | None = None, until: QueryTime | None = None,
-                limit: Limit = 100, cursor: Cursor = None) -> Page | StreamingResponse:
+                limit: Limit = 100, cursor: Cursor = None) -> Page[LedgerOut] | StreamingResponse:
     """Ledger entries, oldest first, a page at a time; with `Accept: text/csv`, all of them as CSV."""
     filters = LedgerFilters(warehouse, sku, type, job_id, since, until)
 

@@ -3,10 +3,11 @@ changes only its own subscriptions."""
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
+from api import examples
 from api.auth import GuardedRoute, require
 from api.deps import SessionDep
 from api.pagination import Cursor, Limit, decode_cursor, encode_cursor
@@ -81,8 +82,10 @@ def _subscription(session: SessionDep, subscription_id: str, principal: Principa
     return found
 
 
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=SubscriptionOut)
-def create_subscription(body: SubscriptionIn, session: SessionDep, principal: Subscriber) -> dict[str, Any]:
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=SubscriptionOut,
+             summary="Subscribe a receiver to events")
+def create_subscription(body: Annotated[SubscriptionIn, Body(openapi_examples=examples.SUBSCRIPTION)],
+                        session: SessionDep, principal: Subscriber) -> dict[str, Any]:
     warehouses = body.warehouses
     if principal.warehouses is not None:
         # A key limited to warehouses subscribes to its own only (all of them if it names none).
@@ -104,7 +107,7 @@ def create_subscription(body: SubscriptionIn, session: SessionDep, principal: Su
     return subscriptions.shown(subscription, secret)
 
 
-@router.get("/webhooks", response_model=SubscriptionPage)
+@router.get("/webhooks", response_model=SubscriptionPage, summary="List subscriptions")
 def list_subscriptions(session: SessionDep, principal: Subscriber, limit: Limit = 100,
                        cursor: Cursor = None) -> dict[str, Any]:
     after = cursor if cursor is None else _decode_id(cursor)
@@ -116,20 +119,22 @@ def list_subscriptions(session: SessionDep, principal: Subscriber, limit: Limit 
             "next_cursor": _encode_id(rows[-1].id) if more else None}
 
 
-@router.get("/webhooks/{subscription_id}", response_model=SubscriptionOut)
+@router.get("/webhooks/{subscription_id}", response_model=SubscriptionOut, summary="Get a subscription")
 def get_subscription(subscription_id: SubscriptionId, session: SessionDep,
                      principal: Subscriber) -> dict[str, Any]:
     return subscriptions.shown(_subscription(session, subscription_id, principal))
 
 
-@router.delete("/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/webhooks/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a subscription")
 def delete_subscription(subscription_id: SubscriptionId, session: SessionDep,
                         principal: Subscriber) -> Response:
     subscriptions.remove(session, _subscription(session, subscription_id, principal))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/webhooks/{subscription_id}/deliveries", response_model=DeliveryPage)
+@router.get("/webhooks/{subscription_id}/deliveries", response_model=DeliveryPage,
+            summary="List a subscription's deliveries")
 def list_deliveries(subscription_id: SubscriptionId, session: SessionDep, principal: Subscriber,
                     status: Annotated[Literal["pending", "delivering", "succeeded", "failed"] | None,
                                       Query()] = None,
@@ -150,7 +155,8 @@ def list_deliveries(subscription_id: SubscriptionId, session: SessionDep, princi
             "next_cursor": encode_cursor(rows[-1].id) if more else None}
 
 
-@router.post("/webhooks/{subscription_id}/deliveries/{delivery_id}/retry", response_model=DeliveryOut)
+@router.post("/webhooks/{subscription_id}/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
+             summary="Retry a failed delivery now")
 def retry_delivery(subscription_id: SubscriptionId, delivery_id: Annotated[int, Path(ge=1, le=2**62)],
                    session: SessionDep, principal: Subscriber) -> dict[str, Any]:
     """Try a failed (or waiting) delivery again now; the attempt budget starts afresh."""
