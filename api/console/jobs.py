@@ -10,12 +10,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.console.gate import Reader
 from api.console.pages import JSON_PREFIX, PREFIX, ConsoleRoute, render
 from api.console.stock import read
+from api.pagination import Page
 from api.problems import not_found
 from api.routes import jobs as job_reads
+from api.schemas import FailedLine, JobLineOut
 from shared.api_keys import Principal
 from shared.jobs.status import TERMINAL
 from shared.models import Job
@@ -59,11 +62,15 @@ def jobs_form(request: Request, principal: Reader, job_id: str | None = None) ->
     return render(request, "jobs.html", {"job_id": "", "error": None})
 
 
-def _failed_lines(job_id: str, principal: Principal, limit: int, cursor: str | None) -> Any:
-    def work(session):  # type: ignore[no-untyped-def]
+async def _failed_lines(job_id: str, principal: Principal, limit: int,
+                        cursor: str | None) -> tuple[list[FailedLine], str | None]:
+    """A page of the batch's failed lines, as GET /v1/jobs/{job_id}/lines?status=failed reads them,
+    and the cursor to the next page."""
+    def work(session: Session) -> Page[JobLineOut]:
         return job_reads.list_job_lines(job_id, session, get_status_board(), principal, "failed",
                                         limit, cursor)
-    return read(work)
+    page = await read(work)
+    return [item for item in page.items if isinstance(item, FailedLine)], page.next_cursor
 
 
 @router.get("/jobs/{job_id}")
@@ -72,8 +79,8 @@ async def job_page(request: Request, principal: Reader, job_id: str) -> Response
     lines: list[Any] = []
     more = False
     if job["kind"] == "batch" and job["status"] in TERMINAL:
-        page = await _failed_lines(job_id, principal, SHOWN_LINES, None)
-        lines, more = page.items, page.next_cursor is not None
+        lines, next_cursor = await _failed_lines(job_id, principal, SHOWN_LINES, None)
+        more = next_cursor is not None
     return render(request, "job.html", {"job": job, "progress": progress(job), "failed_lines": lines,
                                         "more_failed": more})
 
@@ -100,15 +107,14 @@ async def failed_csv(principal: Reader, job_id: str) -> Response:
     writer.writerow(CSV_COLUMNS)
     cursor = None
     while True:
-        page = await _failed_lines(job_id, principal, 1000, cursor)
-        for item in page.items:
-            command = commands[item["line"]] if item["line"] < len(commands) else {}
-            error = item.get("error") or {}
+        items, cursor = await _failed_lines(job_id, principal, 1000, cursor)
+        for item in items:
+            command = commands[item.line] if item.line < len(commands) else {}
+            error = item.error or {}
             writer.writerow([_cell(v) for v in (
-                item["line"], command.get("warehouse"), command.get("sku"), command.get("quantity"),
+                item.line, command.get("warehouse"), command.get("sku"), command.get("quantity"),
                 command.get("reference"), str(error.get("type", "")).removeprefix("/problems/"),
                 error.get("detail"))])
-        cursor = page.next_cursor
         if cursor is None:
             break
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
