@@ -33,13 +33,15 @@ def stack(own_database: OwnDatabase) -> Iterator[tuple[str, OwnDatabase]]:
 
 
 def follow(client: httpx.Client, cursor: str | None = None, **params: str) -> tuple[list[dict], str]:
-    """Every event after the cursor that is there now; returns them and the cursor to keep."""
+    """Every event after the cursor that is there now; returns them and the cursor to keep. A page
+    may be empty and still move the cursor on (the feed scans a window of positions at a time):
+    the end is where the cursor stops moving."""
     seen: list[dict] = []
     while True:
         page = client.get("/v1/events", params={**params, **({"after": cursor} if cursor else {}),
                                                 "limit": "100"}).json()
         seen += page["items"]
-        if page["next_cursor"] == cursor or not page["items"]:
+        if page["next_cursor"] == cursor:
             return seen, page["next_cursor"]
         cursor = page["next_cursor"]
 
