@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 WORKFLOW_FILE = REPO / ".github" / "workflows" / "ci.yml"
 DOCKERFILES = ["Dockerfile.api", "Dockerfile.worker"]
-APP_SERVICES = ["api", "worker"]
+APP_SERVICES = ["api", "worker", "webhooks"]
 ONE_SHOT = "migrate"
 
 
@@ -200,6 +200,15 @@ def test_no_comment_forbids_a_second_consumer():
         assert "one consumer" not in text and "exactly one" not in text, path.name
 
 
+def test_webhook_deliveries_have_a_worker_of_their_own(services):
+    """Someone must consume the webhooks queue, or no delivery is ever made; not the shard workers,
+    so a slow receiver never holds up a stock command."""
+    args = command_args(services["webhooks"])
+    assert option_value(args, "-Q", "--queues") == "stock.webhooks"
+    assert option_value(args, "-P", "--pool") == "threads"
+    assert "stock.webhooks" not in option_value(command_args(services["worker"]), "-Q", "--queues")
+
+
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
 def test_app_services_reach_mysql_and_redis_by_service_name(services, name):
     environment = services[name]["environment"]
@@ -217,6 +226,15 @@ def test_worker_consumes_every_shard_queue_with_one_process(services):
     # Several replicas by default, and any number is safe: every worker consumes every queue.
     assert worker["deploy"]["replicas"] >= 2
     assert "container_name" not in worker and "hostname" not in worker, "replicas need names of their own"
+
+
+def test_webhook_deliveries_have_a_worker_of_their_own(services):
+    """Someone must consume the webhooks queue, or no delivery is ever made; not the shard workers,
+    so a slow receiver never holds up a stock command."""
+    args = command_args(services["webhooks"])
+    assert option_value(args, "-Q", "--queues") == "stock.webhooks"
+    assert option_value(args, "-P", "--pool") == "threads"
+    assert "stock.webhooks" not in option_value(command_args(services["worker"]), "-Q", "--queues")
 
 
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
@@ -238,7 +256,7 @@ def test_commands_refer_to_code_in_the_image(services, name):
 
 
 def test_image_defaults_match_the_compose_commands(services):
-    for name in APP_SERVICES:
+    for name in ("api", "worker"):  # the webhooks service runs the worker image with its own queue
         service = services[name]
         cmd = [args for keyword, args in instructions(service["build"]["dockerfile"])
                if keyword == "CMD"][-1]
