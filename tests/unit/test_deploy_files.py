@@ -228,15 +228,6 @@ def test_worker_consumes_every_shard_queue_with_one_process(services):
     assert "container_name" not in worker and "hostname" not in worker, "replicas need names of their own"
 
 
-def test_webhook_deliveries_have_a_worker_of_their_own(services):
-    """Someone must consume the webhooks queue, or no delivery is ever made; not the shard workers,
-    so a slow receiver never holds up a stock command."""
-    args = command_args(services["webhooks"])
-    assert option_value(args, "-Q", "--queues") == "stock.webhooks"
-    assert option_value(args, "-P", "--pool") == "threads"
-    assert "stock.webhooks" not in option_value(command_args(services["worker"]), "-Q", "--queues")
-
-
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
 def test_commands_refer_to_code_in_the_image(services, name):
     service = services[name]
