@@ -137,7 +137,9 @@ class JobOut(BaseModel):
     completed_at: str | None = None
     result: dict[str, Any] | None = Field(
         None, description="A command: `{on_hand_after, version_after}` (a transfer: `{from, to}` of "
-        "those); a batch: `{total, succeeded, failed}`.")
+        "those; a reservation command adds `reserved_after`, `available_after` and `reservation: "
+        "{reservation, status, held}`; a count that released reservations adds `reserved_after`, "
+        "`available_after` and `released_reservations`); a batch: `{total, succeeded, failed}`.")
     error: dict[str, Any] | None = Field(
         None, description="A problem: why a command failed, or a failed atomic batch's first bad line.")
 
