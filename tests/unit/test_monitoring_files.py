@@ -92,10 +92,12 @@ def test_every_scrape_target_is_a_compose_service_listening_on_that_port(service
 
 
 def test_every_worker_and_api_replica_is_scraped(services, scrape_config):
-    """Several worker replicas, each serving 9200 in its own container: found by DNS, not listed."""
+    """Several worker replicas, each serving 9200 in its own container, and the webhooks worker:
+    found by DNS, not listed."""
     jobs = {job["job_name"]: job for job in scrape_config["scrape_configs"]}
     worker_port = int(services["worker"]["environment"]["WORKER_METRICS_PORT"])
-    assert _targets(jobs["stock-worker"]) == [("worker", worker_port)]
+    assert int(services["webhooks"]["environment"]["WORKER_METRICS_PORT"]) == worker_port
+    assert _targets(jobs["stock-worker"]) == [("worker", worker_port), ("webhooks", worker_port)]
     assert _targets(jobs["stock-api"]) == [("api", int(services["api"]["environment"]["API_METRICS_PORT"]))]
     assert not jobs["stock-worker"].get("static_configs") and not jobs["stock-api"].get("static_configs")
 
