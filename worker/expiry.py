@@ -12,8 +12,6 @@ leaves a job that the next scan (or the sweep) applies. A commit or release that
 wins: the expire job then finds nothing held and changes nothing.
 """
 
-import logging
-import threading
 import uuid
 
 from sqlalchemy import insert, select
@@ -24,8 +22,7 @@ from shared.jobs.rows import new_row
 from shared.models import Job, Reservation, utcnow
 from shared.settings import get_settings
 from shared.stock.holds import ACTIVE
-
-log = logging.getLogger(__name__)
+from worker.periodic import PeriodicThread
 
 # A fixed namespace: the same reservation always gets the same expire job id.
 _EXPIRY_NAMESPACE = uuid.UUID("6c1b6f44-4f0e-4f59-9a53-0d8f5e3cbb1e")
@@ -58,33 +55,15 @@ def write_expiries() -> list[int]:
     return sorted({slot for _, slot in due})
 
 
-class ExpiryScanner:
-    def __init__(self, interval_seconds: float) -> None:
-        self.interval_seconds = interval_seconds
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="expiry", daemon=True)
+class ExpiryScanner(PeriodicThread):
+    name = "the expiry scan"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def scan_once(self) -> int:
+    def run_once(self) -> int:
         """Expire what is due; returns how many expire jobs were applied."""
         slots = write_expiries()
         if not slots:
             return 0
         return sum(1 for o in drain(slots) if o.command_type == "expire" and not o.already_applied)
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                self.scan_once()
-            except Exception:  # noqa: BLE001  (a database outage: the next tick tries again)
-                log.warning("the expiry scan failed; trying again in %.1f s", self.interval_seconds,
-                            exc_info=True)
-            self._stopped.wait(self.interval_seconds)
 
 
 def start_expiry_scanner() -> ExpiryScanner:

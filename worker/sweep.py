@@ -8,14 +8,13 @@ slots with a job waiting longer than SWEEP_AFTER_SECONDS, and drains them like a
 (shared/drain.py): in accepted order, skipping slots another worker holds, so order and
 exactly-once hold whoever applies a job.
 
-It is a thread of its own rather than a timer on Celery's event loop: Celery clears that loop's
-timers when it loses the broker connection (`hub.timer.clear()`), and a sweep that must run
+It is a thread of its own (worker/periodic.py) rather than a timer on Celery's event loop: Celery
+clears that loop's timers when it loses the broker connection (`hub.timer.clear()`), and a sweep that must run
 precisely when the broker misbehaved cannot depend on it. It also starts a worker's life: jobs left
 by a worker that died are older than SWEEP_AFTER_SECONDS by the time anyone restarts it.
 """
 
 import logging
-import threading
 from datetime import timedelta
 
 from shared.apply_metrics import SWEPT
@@ -24,25 +23,20 @@ from shared.held_connection import HeldConnection
 from shared.jobs.rows import slots_waiting_since
 from shared.models import utcnow
 from shared.settings import get_settings
+from worker.periodic import PeriodicThread
 
 log = logging.getLogger(__name__)
 
 
-class Sweeper:
+class Sweeper(PeriodicThread):
+    name = "the sweep"
+
     def __init__(self, interval_seconds: float, after_seconds: float) -> None:
-        self.interval_seconds = interval_seconds
+        super().__init__(interval_seconds)
         self.after_seconds = after_seconds
-        self._stopped = threading.Event()
         self._connection = HeldConnection()
-        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def sweep_once(self) -> int:
+    def run_once(self) -> int:
         """Drain the slots with jobs waiting too long; returns how many jobs it applied."""
         with self._connection.use() as conn:
             slots = slots_waiting_since(conn, utcnow() - timedelta(seconds=self.after_seconds))
@@ -54,15 +48,6 @@ class Sweeper:
                         self.after_seconds, extra={"slots": slots[:20]})
             SWEPT.labels("sweep").inc(len(applied))
         return len(applied)
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                self.sweep_once()
-            except Exception:  # noqa: BLE001  (a database outage: the next tick tries again)
-                log.warning("the sweep failed; trying again in %.1f s", self.interval_seconds,
-                            exc_info=True)
-            self._stopped.wait(self.interval_seconds)
 
 
 def start_sweeper() -> Sweeper:

@@ -2,12 +2,10 @@
 events into deliveries and sends the due ones to the webhooks queue (shared/webhooks/).
 
 They consume the webhooks queue only, apart from the stock workers, so a receiver that is slow or
-down never holds up a stock command. Like the sweep, the dispatch loop is a thread of its own, not a
-timer on Celery's event loop, which a broker reconnect clears.
+down never holds up a stock command. Like the sweep, the dispatch loop is a thread of its own
+(worker/periodic.py), not a timer on Celery's event loop, which a broker reconnect clears.
 """
 
-import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -17,8 +15,7 @@ from shared.settings import get_settings
 from shared.transaction import run_in_transaction
 from shared.webhooks import dispatch
 from shared.webhooks.deliver import deliver
-
-log = logging.getLogger(__name__)
+from worker.periodic import PeriodicThread
 
 CLEAN_UP_EVERY_SECONDS = 600.0
 # A claim outlives the attempt's own timeout by this much before it counts as lost.
@@ -31,19 +28,14 @@ def deliver_webhooks(claim: str) -> list[str]:
     return deliver(claim)
 
 
-class Dispatcher:
+class Dispatcher(PeriodicThread):
+    name = "webhook dispatch"
+
     def __init__(self) -> None:
-        self._stopped = threading.Event()
+        super().__init__(get_settings().webhook_dispatch_interval_seconds)
         self._cleaned_at = 0.0
-        self._thread = threading.Thread(target=self._run, name="webhook-dispatch", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def dispatch_once(self) -> int:
+    def run_once(self) -> int:
         """Fan out new events, release lost claims, send the due deliveries; returns how many
         claims it sent."""
         settings = get_settings()
@@ -66,12 +58,3 @@ class Dispatcher:
                                name="event_clean_up")
             self._cleaned_at = time.monotonic()
         return len(claimed)
-
-    def _run(self) -> None:
-        interval = get_settings().webhook_dispatch_interval_seconds
-        while not self._stopped.is_set():
-            try:
-                self.dispatch_once()
-            except Exception:  # noqa: BLE001  (the database or the broker is away: try again)
-                log.warning("webhook dispatch failed; trying again in %.1f s", interval, exc_info=True)
-            self._stopped.wait(interval)
