@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     webhook_max_in_flight: int = Field(default=10, ge=1)
     # How often the webhook workers turn new events into deliveries and send the due ones.
     webhook_dispatch_interval_seconds: float = Field(default=0.2, gt=0)
+    # A worker on the webhooks queue alone runs at this niceness (0-19: the higher, the more it
+    # yields the CPU): on a machine it shares with stock workers, deliveries take the CPU the stock
+    # commands leave idle and catch up once the load falls (worker/webhooks.py).
+    webhook_worker_niceness: int = Field(default=10, ge=0, le=19)
 
     # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
     # worker serves /metrics on WORKER_METRICS_PORT (0: no endpoint; bin/run gives each worker its own).

@@ -38,12 +38,14 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
 @worker_ready.connect
 def _start_threads(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     """A worker on the shard queues sweeps and expires reservations; one on the webhooks queue
-    dispatches deliveries."""
+    dispatches deliveries, and yields the CPU to stock workers if that is all it consumes."""
     global _sweeper, _expiry, _dispatcher
     consumed = {queue.name for queue in sender.task_consumer.queues} if sender else set()
     if consumed - {webhooks_queue()}:
         _sweeper = start_sweeper()
         _expiry = start_expiry_scanner()
+    if consumed == {webhooks_queue()}:
+        webhooks.yield_cpu(get_settings().webhook_worker_niceness)
     if webhooks_queue() in consumed:
         _dispatcher = webhooks.Dispatcher()
         _dispatcher.start()

@@ -19,7 +19,11 @@ class RefusedAddress(ValueError):
 @dataclass(frozen=True)
 class Target:
     url: str
-    host: str  # as written in the URL: for the Host header and TLS
+    scheme: str
+    host: str  # as written in the URL: for TLS
+    netloc: str  # host and port as written in the URL: the Host header
+    port: int
+    path: str  # with the query, as the request line has it
     address: str  # the checked address to connect to
 
 
@@ -42,7 +46,8 @@ def check(url: str, *, allow_private: bool) -> Target:
         if refused:
             raise RefusedAddress(f"the host {parts.hostname!r} resolves to a private, loopback or "
                                  f"link-local address ({refused[0]})")
-    return Target(url, parts.hostname, addresses[0])
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(url, parts.scheme, parts.hostname, parts.netloc, port, path, addresses[0])
 
 
 def _public(address: str) -> bool:

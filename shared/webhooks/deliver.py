@@ -3,13 +3,17 @@ receiver, sent one after another over one kept-alive connection to the address t
 each signed as the Standard Webhooks specification says (the `standardwebhooks` package); then how
 each went is recorded. No database transaction is open while the receiver is being waited for."""
 
+import functools
 import json
 import logging
 import random
+import ssl
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import certifi
+import urllib3
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -61,28 +65,33 @@ def deliver(claim: str) -> list[str]:
 
 
 def _read(session: Session, claim: str) -> Claim | None:
-    deliveries = list(session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.claim == claim, WebhookDelivery.status == DELIVERING).order_by(WebhookDelivery.id)))
+    deliveries = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.subscription_id, WebhookDelivery.event_position)
+        .where(WebhookDelivery.claim == claim, WebhookDelivery.status == DELIVERING)
+        .order_by(WebhookDelivery.id)).all()
     if not deliveries:
         return None  # released meanwhile (it ran out), or done
     subscription = session.get(WebhookSubscription, deliveries[0].subscription_id)
     if subscription is None or subscription.status != ACTIVE:
-        for delivery in deliveries:
-            delivery.status, delivery.last_error = FAILED, "the subscription is disabled or gone"
+        _fail(session, [d.id for d in deliveries], "the subscription is disabled or gone")
         return None
     key = session.get(ApiKey, subscription.api_key_id)
     viewer = Viewer(subscription.api_key_id, bool(key and "admin" in key.scopes.split(",")))
     events = {e.position: e for e in session.scalars(
         select(Event).where(Event.position.in_([d.event_position for d in deliveries])))}
-    messages = []
-    for delivery in deliveries:
-        event = events.get(delivery.event_position)
-        if event is None:  # past retention
-            delivery.status, delivery.last_error = FAILED, "the event is no longer kept"
-            continue
-        messages.append(Message(delivery.id, public_id(event.position),
-                                json.dumps(shown(event, viewer), separators=(",", ":")), event.created_at))
+    past_retention = [d.id for d in deliveries if d.event_position not in events]
+    _fail(session, past_retention, "the event is no longer kept")
+    messages = [Message(d.id, public_id(d.event_position),
+                        json.dumps(shown(events[d.event_position], viewer), separators=(",", ":")),
+                        events[d.event_position].created_at)
+                for d in deliveries if d.event_position in events]
     return Claim(subscription.id, subscription.url, unseal(subscription.secret), messages)
+
+
+def _fail(session: Session, delivery_ids: list[int], why: str) -> None:
+    if delivery_ids:
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)).values(
+            status=FAILED, last_error=why, claim=None, claimed_until=None))
 
 
 def _send(work: Claim, settings: Settings) -> list[tuple[int | None, str | None]]:
@@ -93,49 +102,69 @@ def _send(work: Claim, settings: Settings) -> list[tuple[int | None, str | None]
         return [(None, str(refused))] * len(work.messages)
     signer = Webhook(work.secret)
     answers: list[tuple[int | None, str | None]] = []
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                      transport=_PinnedTransport(target)) as client:
+    with _pool(target, settings.webhook_timeout_seconds) as pool:
         for message in work.messages:
             if answers and answers[-1][0] == GONE:
                 answers.append((GONE, "not sent: the receiver answered 410 Gone"))
                 continue
             now = datetime.now(UTC)
-            headers = {"content-type": "application/json", "webhook-id": message.message_id,
-                       "webhook-timestamp": str(int(now.timestamp())),
+            headers = {"host": target.netloc, "content-type": "application/json",
+                       "webhook-id": message.message_id, "webhook-timestamp": str(int(now.timestamp())),
                        "webhook-signature": signer.sign(message.message_id, now, message.body),
                        "user-agent": "stock-command-service webhooks"}
             try:
-                response = client.post(work.url, content=message.body, headers=headers)
-                answers.append((response.status_code, None))
-            except httpx.HTTPError as exc:
+                response = pool.urlopen("POST", target.path, body=message.body.encode(), headers=headers,
+                                        redirect=False, retries=False, preload_content=False)
+                response.drain_conn()  # the body is not read: the connection is kept for the next one
+                answers.append((response.status, None))
+            except urllib3.exceptions.HTTPError as exc:
                 answers.append((None, f"{type(exc).__name__}: {exc}"[:500]))
     return answers
 
 
-class _PinnedTransport(httpx.HTTPTransport):
-    """Connects to the checked address, whatever the name resolves to by now."""
+def _pool(target: addresses.Target, timeout: float) -> urllib3.HTTPConnectionPool:
+    """One kept-alive connection to the checked address, whatever the name resolves to by now;
+    the Host header and TLS (SNI and the certificate's name) still name the host."""
+    if target.scheme == "http":
+        return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=1)
+    return urllib3.HTTPSConnectionPool(target.address, target.port, timeout=timeout, maxsize=1,
+                                       ssl_context=_tls_context(), server_hostname=target.host,
+                                       assert_hostname=target.host)
 
-    def __init__(self, target: addresses.Target) -> None:
-        super().__init__(retries=0)
-        self._target = target
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # Connect to the checked address; the Host header and TLS still name the host.
-        request.url = request.url.copy_with(host=self._target.address)
-        request.extensions = {**request.extensions, "sni_hostname": self._target.host}
-        return super().handle_request(request)
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One for the process: loading the CA bundle costs tens of milliseconds, far more than the
+    requests of a claim, and a context may serve any number of connections and threads."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _record(session: Session, work: Claim, answers: list[tuple[int | None, str | None]],
             settings: Settings) -> list[str]:
+    """Nearly every answer is a success: those are written with one statement per status code;
+    the rest row by row, since each has its own retry time."""
     now = utcnow()
     outcomes = []
-    deliveries = {d.id: d for d in session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.id.in_([m.delivery_id for m in work.messages])))}
+    succeeded: dict[int, list[int]] = defaultdict(list)
+    not_succeeded: list[tuple[Message, int | None, str | None]] = []
     for message, (status_code, error) in zip(work.messages, answers, strict=True):
-        delivery = deliveries.get(message.delivery_id)
-        if delivery is not None:
-            outcomes.append(_one(delivery, message, status_code, error, now, settings))
+        if status_code is not None and 200 <= status_code < 300:
+            succeeded[status_code].append(message.delivery_id)
+            WEBHOOK_LAG.observe(max((now - message.event_created_at).total_seconds(), 0.0))
+            outcomes.append("succeeded")
+        else:
+            not_succeeded.append((message, status_code, error))
+    for status_code, ids in succeeded.items():
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(
+            status=SUCCEEDED, delivered_at=now, last_status_code=status_code, last_error=None,
+            claim=None, claimed_until=None))
+    if not_succeeded:
+        deliveries = {d.id: d for d in session.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.id.in_([m.delivery_id for m, _, _ in not_succeeded])))}
+        for message, status_code, error in not_succeeded:
+            delivery = deliveries.get(message.delivery_id)
+            if delivery is not None:
+                outcomes.append(_not_delivered(delivery, status_code, error, now, settings))
     if GONE in (code for code, _ in answers):
         subscription = session.get(WebhookSubscription, work.subscription_id)
         if subscription is not None:
@@ -148,14 +177,10 @@ def _record(session: Session, work: Claim, answers: list[tuple[int | None, str |
     return outcomes
 
 
-def _one(delivery: WebhookDelivery, message: Message, status_code: int | None, error: str | None,
-         now: datetime, settings: Settings) -> str:
+def _not_delivered(delivery: WebhookDelivery, status_code: int | None, error: str | None, now: datetime,
+                   settings: Settings) -> str:
     delivery.last_status_code, delivery.last_error = status_code, error
     delivery.claim, delivery.claimed_until = None, None
-    if status_code is not None and 200 <= status_code < 300:
-        delivery.status, delivery.delivered_at = SUCCEEDED, now
-        WEBHOOK_LAG.observe(max((now - message.event_created_at).total_seconds(), 0.0))
-        return "succeeded"
     if status_code == GONE:
         delivery.status = FAILED
         return "gone"

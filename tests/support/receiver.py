@@ -1,6 +1,7 @@
 """A webhook receiver for the tests: a real HTTP server in a thread, whose answers the test sets
 (200, 500, 410, a hang, or down altogether), recording every request it got."""
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,12 +13,18 @@ class Received:
     headers: dict[str, str]
     body: str
     at: float
+    path: str = ""
+    peer_port: int = 0  # the sender's side of the connection: one port, one kept-alive connection
 
 
 @dataclass
 class Receiver:
     status: int = 200
     delay: float = 0.0  # seconds before answering
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this server-side context
+    # HTTP/1.1 connections kept alive; off by default, since a kept connection would still be
+    # served after stop() and the receiver would not be down.
+    keep_alive: bool = False
     received: list[Received] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
@@ -33,12 +40,15 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:  # noqa: N802  (the standard library's name)
                 body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
                 with receiver._lock:
                     receiver.in_flight += 1
                     receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
-                    receiver.received.append(Received(dict(self.headers), body, time.monotonic()))
+                    receiver.received.append(Received(dict(self.headers), body, time.monotonic(),
+                                                       self.path, self.client_address[1]))
                     status, delay = receiver.status, receiver.delay
                 if delay:
                     time.sleep(delay)
@@ -57,6 +67,8 @@ class Receiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -209,6 +209,12 @@ def test_webhook_deliveries_have_a_worker_of_their_own(services):
     assert "stock.webhooks" not in option_value(command_args(services["worker"]), "-Q", "--queues")
 
 
+def test_the_webhooks_container_yields_the_cpu_to_the_stock_workers(services):
+    """Its process's niceness counts only inside its own container (cgroup); across containers
+    the weights decide."""
+    assert int(services["webhooks"]["cpu_shares"]) < int(services["worker"].get("cpu_shares", 1024))
+
+
 @pytest.mark.parametrize("name", [ONE_SHOT, *APP_SERVICES])
 def test_app_services_reach_mysql_and_redis_by_service_name(services, name):
     environment = services[name]["environment"]
