@@ -22,6 +22,7 @@ from shared.events.stock import LevelEvents, job_completed
 from shared.jobs.outcome import JobOutcome
 from shared.jobs.rows import set_job_outcomes
 from shared.jobs.status import FAILED, TERMINAL
+from shared.literal_rows import insert_rows
 from shared.models import Job, JobLine, LedgerEntry, Product, StockLevel, Warehouse, utcnow
 from shared.problems import Problem
 from shared.schemas.commands import Command, Count, StoredCommand, stored_command_adapter
@@ -65,6 +66,11 @@ _LOCK_LEVELS = (select(StockLevel.id, StockLevel.warehouse_id, StockLevel.produc
                        .in_(bindparam("keys", expanding=True)))
                 .order_by(StockLevel.warehouse_id, StockLevel.product_id)
                 .with_for_update())
+
+
+_LEDGER_COLUMNS = ("stock_level_id", "type", "delta", "on_hand_after", "reserved_delta", "reserved_after",
+                   "version", "job_id", "line", "reference", "reason", "reservation_id", "api_key_id",
+                   "recorded_at")
 
 
 def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 5) -> list[JobOutcome]:
@@ -152,16 +158,13 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
     # Reservations first: a ledger entry that changed one names it, new ones included.
     reservation_ids = reservations.write(session, balances.changed_holds(), level_ids)
     ledger_rows = [
-        {"stock_level_id": level_ids[m.key], "type": m.type, "delta": m.delta,
-         "on_hand_after": m.on_hand_after, "reserved_delta": m.reserved_delta,
-         "reserved_after": m.reserved_after, "version": m.version, "job_id": row.id,
-         "line": m.line, "reference": m.reference, "reason": m.reason,
-         "reservation_id": reservation_ids[m.hold.owner] if m.hold else None,
-         "api_key_id": row.api_key_id, "recorded_at": now}
+        (level_ids[m.key], m.type, m.delta, m.on_hand_after, m.reserved_delta, m.reserved_after, m.version,
+         row.id, m.line, m.reference, m.reason, reservation_ids[m.hold.owner] if m.hold else None,
+         row.api_key_id, now)
         for row, plan in plans for m in plan.movements]
     changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
     if ledger_rows:
-        session.execute(insert(LedgerEntry.__table__), ledger_rows)
+        insert_rows(session, LedgerEntry.__table__, _LEDGER_COLUMNS, ledger_rows)
         upsert_levels(session, changed, now)
     # A level created for a command that then failed would be a write by a failed job: take it back.
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]

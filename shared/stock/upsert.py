@@ -1,24 +1,15 @@
 """Write many stock balances in one statement: the dialect-specific corner of the apply path."""
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session
 
+from shared.literal_rows import insert_rows
 from shared.models import StockLevel
 from shared.stock.state import Balance, Key
 
-
-def _upsert_levels_statement() -> Any:
-    stmt = mysql.insert(StockLevel.__table__)
-    return stmt.on_duplicate_key_update(on_hand=stmt.inserted.on_hand, reserved=stmt.inserted.reserved,
-                                        version=stmt.inserted.version, updated_at=stmt.inserted.updated_at)
-
-
-# Built once: building it (its `inserted` columns) for every batch cost more than running it.
-_UPSERT_LEVELS = _upsert_levels_statement()
+_UPSERT_COLUMNS = ("id", "warehouse_id", "product_id", "on_hand", "reserved", "version", "updated_at")
 
 
 def upsert_levels(session: Session, balances: dict[int, tuple[Key, Balance]], now: datetime) -> None:
@@ -31,10 +22,10 @@ def upsert_levels(session: Session, balances: dict[int, tuple[Key, Balance]], no
     if session.get_bind().dialect.name in ("mysql", "mariadb"):
         # One multi-row statement instead of a round trip per level. The rows exist and are locked,
         # so this always takes the UPDATE branch.
-        session.execute(_UPSERT_LEVELS, [{"id": r["level_id"], "warehouse_id": r["warehouse_id"],
-                                "product_id": r["product_id"],
-                                "on_hand": r["on_hand"], "reserved": r["reserved"], "version": r["version"],
-                                "updated_at": now} for r in rows])
+        insert_rows(session, StockLevel.__table__, _UPSERT_COLUMNS,
+                    [(r["level_id"], r["warehouse_id"], r["product_id"], r["on_hand"], r["reserved"],
+                      r["version"], now) for r in rows],
+                    update_on_duplicate=("on_hand", "reserved", "version", "updated_at"))
         return
     session.execute(
         update(StockLevel.__table__).where(StockLevel.__table__.c.id == bindparam("level_id"))

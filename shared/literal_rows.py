@@ -1,0 +1,78 @@
+"""Many rows in one INSERT, for the apply transaction's biggest writes (the ledger, the events, the
+balances).
+
+On MySQL and MariaDB the rows are rendered into the statement as literals: pymysql escapes every
+bound value through a chain of Python calls, and with a ledger row, an event and a balance per
+stock change that was most of a worker's CPU in a bulk receive (docs/performance.md). The values
+here are only None, ints, strings and timestamps, so each kind is rendered directly: strings by
+pymysql's `escape_string`, or by doubling quotes while the session is in NO_BACKSLASH_ESCAPES mode
+(as pymysql itself does), timestamps by pymysql's converter. The statement goes to the DB-API
+cursor without parameters, so nothing in it is taken for a placeholder. Elsewhere (SQLite, the
+embedded profile) the rows are bound as usual.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
+from pymysql.converters import escape_datetime, escape_string  # type: ignore[import-untyped]
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+Row = Sequence[Any]
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Row], *,
+                update_on_duplicate: Sequence[str] = ()) -> None:
+    """INSERT the rows (values in `columns` order); with `update_on_duplicate`, a row whose key
+    exists sets those columns instead (MySQL's ON DUPLICATE KEY UPDATE; elsewhere an error)."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name not in ("mysql", "mariadb"):
+        if update_on_duplicate:
+            raise NotImplementedError("update_on_duplicate needs MySQL or MariaDB")
+        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    raw = connection.connection.dbapi_connection
+    render = _renderers(table, columns, connection.dialect, _quoting(raw))
+    values = ",".join("(" + ",".join([f(v) for f, v in zip(render, row, strict=True)]) + ")" for row in rows)
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
+    if update_on_duplicate:
+        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in update_on_duplicate)
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql)  # no parameters: pymysql interpolates nothing
+
+
+def _quoting(raw: Any) -> Callable[[str], str]:
+    if raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return lambda text: "'" + text.replace("'", "''") + "'"
+    return lambda text: "'" + escape_string(text) + "'"
+
+
+def _renderers(table: Table, columns: Sequence[str], dialect: Any,
+               quoted: Callable[[str], str]) -> list[Callable[[Any], str]]:
+    def literal(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        kind = type(value)
+        if kind is int:
+            return str(value)
+        if kind is str:
+            return quoted(value)
+        if kind is bool:
+            return "1" if value else "0"
+        if kind is datetime:
+            return str(escape_datetime(value))
+        raise TypeError(f"no literal for a {kind.__name__}")
+
+    def through(process: Callable[[Any], Any]) -> Callable[[Any], str]:
+        return lambda value: literal(None if value is None else process(value))
+
+    renderers = []
+    for name in columns:
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        renderers.append(literal if process is None else through(process))
+    return renderers
+
