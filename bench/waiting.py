@@ -38,7 +38,7 @@ TERMINAL = {"succeeded", "failed", "partially_failed"}
 BASELINE_PORT = 8766
 
 
-def _commands(shape: tuple[int, int], seed_: int) -> Callable[[int], bytes]:
+def spread_commands(shape: tuple[int, int], seed_: int) -> Callable[[int], bytes]:
     codes, skus = catalog(*shape)
     levels = [(w, s) for w in codes for s in skus]
     rng = random.Random(seed_)
@@ -162,7 +162,7 @@ def ramp(design: str, shape_name: str, rates: list[int], seconds: float) -> dict
     steps = []
     try:
         for n, rate in enumerate(rates):
-            work = _work(design, auth, _commands(SHAPES[shape_name], n))
+            work = _work(design, auth, spread_commands(SHAPES[shape_name], n))
             drive(url, rate, WARM_UP_SECONDS, work)  # connections opened, caches warm: not counted
             before = cpu_seconds(pid)
             timings = drive(url, rate, seconds, work)
