@@ -25,7 +25,8 @@ DRAINS = Counter(
     "stock_worker_drains_total",
     "Drains of ordering slots (a wake-up message, or the sweep), by how they ended: `applied` (jobs "
     "were applied), `nothing_waiting` (an earlier drain had applied them: a redelivered or late "
-    "wake-up), `held_elsewhere` (another worker holds the slots and applies them).", ["result"])
+    "wake-up), `held_elsewhere` (another worker holds the slots and applies them), `covered` (a "
+    "wake-up sent before a whole drain that came after it had started: not drained again).", ["result"])
 BATCH_SIZE = Histogram("stock_worker_batch_jobs", "Jobs applied together in one transaction.",
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000))
 TRANSACTION_SECONDS = Histogram(
@@ -48,7 +49,7 @@ for _reason in ("deadlock", "lock_wait", "database_unavailable"):
     RETRIES.labels("apply", _reason)
 RETRIES.labels("find_waiting", "database_unavailable")
 SWEPT.labels("sweep")
-for _result in ("applied", "nothing_waiting", "held_elsewhere"):
+for _result in ("applied", "nothing_waiting", "held_elsewhere", "covered"):
     DRAINS.labels(_result)
 
 

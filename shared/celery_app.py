@@ -9,6 +9,7 @@ Whatever the broker, a wake-up only says "look at these slots": order and exactl
 the database (shared/drain.py), and a wake-up the broker loses costs a sweep, not a job.
 """
 
+import time
 from typing import Any, Self
 from urllib.parse import urlparse
 
@@ -131,7 +132,8 @@ def send_wakeups(slots_by_shard: dict[int, list[int]]) -> None:
     the broker does not take them;
     then none of them is sent, or (past kombu's batch size) only some: the jobs are committed, and
     the caller sends again."""
+    sent_at = time.time()  # after the jobs' commit: a worker drops it if a later drain saw them
     with celery_app.producer_or_acquire() as producer, producer.batch():
         for shard, slots in slots_by_shard.items():
-            celery_app.send_task(DRAIN_TASK, args=[sorted(slots)], queue=queue_name(shard), retry=False,
-                                 producer=producer)
+            celery_app.send_task(DRAIN_TASK, args=[sorted(slots)], kwargs={"sent_at": sent_at},
+                                 queue=queue_name(shard), retry=False, producer=producer)

@@ -24,6 +24,15 @@ holder's next step 1 runs after its commit released the lock, and sees them. No 
 worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
 meanwhile into its next transaction.
 
+Wake-ups are not drained twice: under load they arrive faster than drains end, and each one drained
+cost a read of the waiting slots and a transaction that found them applied or held. A drain of
+every slot that ends (nothing waiting, or the rest held by other workers) began by reading every
+slot at some S, then went on with the slots it held until they were empty: every job committed
+before S is applied, or will be by its slot's holder. A wake-up sent before S, less
+CLOCK_SKEW_SECONDS for the API's clock against this one, announces jobs committed before it was
+sent, so it is `covered` and dropped (`wakeup_covered`). Were a clock further off than that, a job
+would wait for the sweep, never be lost.
+
 A worker that dies releases its locks with its connection; one that hangs inside a transaction
 has it ended by the server after DB_IDLE_TRANSACTION_TIMEOUT_SECONDS (shared/db.py); either way
 the next wake-up for the slot, or the sweep (worker/sweep.py), applies what it left.
@@ -31,6 +40,7 @@ the next wake-up for the slot, or the sweep (worker/sweep.py), applies what it l
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -59,6 +69,38 @@ _LOCK_SLOTS = (select(ApplySlot.slot).where(ApplySlot.slot.in_(bindparam("slots"
 
 _connections = threading.local()
 
+# How far apart the API's and the workers' clocks may be (NTP keeps hosts within milliseconds).
+CLOCK_SKEW_SECONDS = 0.25
+
+
+class _Coverage:
+    """Before when every committed job of every slot is known to be applied or held (wall clock,
+    seconds): the start of the latest drain of every slot that ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since = 0.0
+
+    def extend(self, read_at: float) -> None:
+        with self._lock:
+            self._since = max(self._since, read_at)
+
+    def covers(self, sent_at: float) -> bool:
+        with self._lock:
+            return sent_at < self._since - CLOCK_SKEW_SECONDS
+
+
+_coverage = _Coverage()
+
+
+def wakeup_covered(sent_at: float | None) -> bool:
+    """A wake-up sent at `sent_at` (the API's wall clock; None from an older API) announces only
+    jobs a finished drain has seen; counted as a `covered` drain."""
+    if sent_at is None or not _coverage.covers(sent_at):
+        return False
+    DRAINS.labels("covered").inc()
+    return True
+
 
 def _connection() -> HeldConnection:
     """The thread's own connection for single statements (a worker drains on its consuming thread
@@ -81,6 +123,7 @@ def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
     max_jobs = get_settings().apply_batch_size
     applied: list[JobOutcome] = []
     ended = "nothing_waiting"
+    started = time.time()
     while focus is None or focus:
         waiting = _waiting(focus)
         if not waiting:
@@ -102,6 +145,8 @@ def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
         applied.extend(step.outcomes)
         ended = "applied" if applied else ended
         focus = step.held
+    if slots is None:  # its first read was of every slot: what was committed before it is seen to
+        _coverage.extend(started)
     DRAINS.labels(ended).inc()
     return applied
 

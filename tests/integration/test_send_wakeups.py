@@ -3,6 +3,7 @@ sent together through kombu's publish batch (one Redis pipeline)."""
 
 import base64
 import json
+import time
 import uuid
 
 import pytest
@@ -30,13 +31,16 @@ def _messages(client: redis.Redis, queue: str) -> list[dict]:
 
 def test_each_shard_gets_one_message_naming_its_slots(queues):
     client, prefix = queues
+    before = time.time()
     broker.send_wakeups({0: [4, 2], 1: [7]})
 
     [on_zero] = _messages(client, f"{prefix}.0")
     [on_one] = _messages(client, f"{prefix}.1")
-    args_zero, _, _ = json.loads(base64.b64decode(on_zero["body"]))
-    args_one, _, _ = json.loads(base64.b64decode(on_one["body"]))
+    args_zero, kwargs_zero, _ = json.loads(base64.b64decode(on_zero["body"]))
+    args_one, kwargs_one, _ = json.loads(base64.b64decode(on_one["body"]))
     assert args_zero == [[2, 4]] and args_one == [[7]]
+    # When it was sent, after the jobs' commit: a worker drops it if a later drain saw them.
+    assert before <= kwargs_zero["sent_at"] == kwargs_one["sent_at"] <= time.time()
     assert on_zero["headers"]["task"] == broker.DRAIN_TASK
 
 
