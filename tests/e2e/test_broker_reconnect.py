@@ -64,7 +64,16 @@ def _seconds(start: str, end: str) -> float:
 def _until_accepting(client: httpx.Client, command: dict, timeout: float = 30) -> None:
     """The API refuses work (503) while its wake-ups cannot be sent; wait until it takes them."""
     deadline = time.monotonic() + timeout
-    while (r := client.post("/v1/commands", json=command)).status_code != 202:
+    while True:
+        try:
+            r = client.post("/v1/commands", json=command)
+        except httpx.RemoteProtocolError:
+            # The kept-alive connection idled out (uvicorn closes it after 5 s) while the broker was
+            # away, and the server closed it as this request went out: again, on a new one.
+            assert time.monotonic() < deadline, "the API did not answer again"
+            continue
+        if r.status_code == 202:
+            break
         assert r.status_code == 503, r.text
         assert time.monotonic() < deadline, "the API did not accept work again"
         time.sleep(0.2)
