@@ -16,7 +16,9 @@ def rfc3339(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat truncates to the millisecond, as the // 1000 of a formatted time would; it is C,
+    # where strftime plus a format was a worker's biggest cost in publishing outcomes.
+    return value.isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_utc(value: datetime) -> datetime:

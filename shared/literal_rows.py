@@ -13,6 +13,7 @@ embedded profile) the rows are bound as usual.
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
@@ -35,24 +36,30 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Se
             raise NotImplementedError("update_on_duplicate needs MySQL or MariaDB")
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    raw = connection.connection.dbapi_connection
-    render = _renderers(table, columns, connection.dialect, _quoting(raw))
+    raw: Any = connection.connection.dbapi_connection
+    no_backslash_escapes = bool(raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
+    render = _renderers(table, tuple(columns), connection.dialect, no_backslash_escapes)
     values = ",".join("(" + ",".join([f(v) for f, v in zip(render, row, strict=True)]) + ")" for row in rows)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
     if update_on_duplicate:
         sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in update_on_duplicate)
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
+    with raw.cursor() as cursor:
         cursor.execute(sql)  # no parameters: pymysql interpolates nothing
 
 
-def _quoting(raw: Any) -> Callable[[str], str]:
-    if raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+def _quoting(no_backslash_escapes: bool) -> Callable[[str], str]:
+    if no_backslash_escapes:
         return lambda text: "'" + text.replace("'", "''") + "'"
     return lambda text: "'" + escape_string(text) + "'"
 
 
-def _renderers(table: Table, columns: Sequence[str], dialect: Any,
-               quoted: Callable[[str], str]) -> list[Callable[[Any], str]]:
+# Made once per table, columns and mode: finding each column's bind processor again for every
+# statement showed in a worker's profile.
+@lru_cache(maxsize=64)
+def _renderers(table: Table, columns: tuple[str, ...], dialect: Any,
+               no_backslash_escapes: bool) -> tuple[Callable[[Any], str], ...]:
+    quoted = _quoting(no_backslash_escapes)
+
     def literal(value: Any) -> str:
         if value is None:
             return "NULL"
@@ -70,9 +77,6 @@ def _renderers(table: Table, columns: Sequence[str], dialect: Any,
     def through(process: Callable[[Any], Any]) -> Callable[[Any], str]:
         return lambda value: literal(None if value is None else process(value))
 
-    renderers = []
-    for name in columns:
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        renderers.append(literal if process is None else through(process))
-    return renderers
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    return tuple(literal if process is None else through(process) for process in processors)
 

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared.events.kinds import NewEvent
@@ -11,7 +11,10 @@ from shared.literal_rows import insert_rows
 from shared.models import Event, EventSequence
 
 _COLUMNS = ("position", "type", "warehouse", "api_key_id", "created_at", "data")
+# Built once, as they run in every apply transaction.
 _LOCK_SEQUENCE = select(EventSequence.last_position).where(EventSequence.id == 1).with_for_update()
+_ADVANCE_SEQUENCE = (update(EventSequence).where(EventSequence.id == 1)
+                     .values(last_position=bindparam("last_position")))
 
 
 def append(session: Session, events: Sequence[NewEvent], now: datetime) -> None:
@@ -20,7 +23,6 @@ def append(session: Session, events: Sequence[NewEvent], now: datetime) -> None:
     if not events:
         return
     last = session.execute(_LOCK_SEQUENCE).scalar_one()
-    session.execute(update(EventSequence).where(EventSequence.id == 1)
-                    .values(last_position=last + len(events)))
+    session.execute(_ADVANCE_SEQUENCE, {"last_position": last + len(events)})
     rows = [(last + n, e.type, e.warehouse, e.api_key_id, now, e.data) for n, e in enumerate(events, 1)]
     insert_rows(session, Event.__table__, _COLUMNS, rows)
