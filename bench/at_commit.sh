@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The service alone under S1 or S2 (bench/load.py's service scenario: 32 wrk clients, 12 s) at
+# each given commit, each from a worktree of its own with a virtualenv made from its own locks.
+# For telling whether a change moved the rate: the machine drifts between sessions, so compare
+# commits measured in one run, in turns.
+#
+#   bench/at_commit.sh s1 3cb49f2 HEAD 3cb49f2 HEAD
+#
+# Worktrees and virtualenvs go under var/commits/ (reused; one virtualenv per distinct lock set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+shape=$1
+shift
+case $shape in s1 | s2) ;; *) echo "usage: $0 s1|s2 COMMIT..." >&2; exit 2 ;; esac
+mkdir -p var/commits
+for commit in "$@"; do
+  short=$(git rev-parse --short "$commit")
+  tree=$root/var/commits/tree-$short
+  [ -d "$tree" ] || git worktree add --force --detach --quiet "$tree" "$short"
+  locks=$(cat "$tree"/requirements/*.txt | sha1sum | cut -c1-12)
+  venv=$root/var/commits/venv-$locks
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r "$tree/requirements/dev.txt" >/dev/null 2>&1
+  fi
+  (cd "$tree" && "$venv/bin/python" - "$shape" "$short" 2>/dev/null <<'PY') | tail -1
+import argparse
+import sys
+
+sys.path.insert(0, ".")
+from bench import load
+
+shape, commit = sys.argv[1], sys.argv[2]
+args = argparse.Namespace(driver="wrk", clients=32, seconds=12)
+result = load.service_scenario(shape, (1, 1) if shape == "s1" else (20, 500), args)
+print(f"{commit} {shape}: applied {result['applied_per_s']:.0f}/s, accept p50 {result['accept_p50_ms']:.1f} ms"
+      f" p99 {result['accept_p99_ms']:.1f} ms, reconcile {'clean' if not result['reconcile_mismatches'] else 'NOT clean'}")
+PY
+done
