@@ -24,14 +24,6 @@ holder's next step 1 runs after its commit released the lock, and sees them. No 
 worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
 meanwhile into its next transaction.
 
-A wake-up that finds every waiting slot held by another worker waits, once, for that holder to
-commit (a locking read of one of the slots, released as soon as it is granted, bounded by the lock
-wait timeout), then drains what waits: the idle worker takes the next batch while the holder
-publishes its outcomes, instead of spending a read and a transaction on every wake-up that arrives
-while the holder works. Meanwhile the wake-ups stay queued, where they cost nothing, and are
-mostly `covered` by the time they are read. Nothing waits on anything else while it holds a slot,
-so the wait cannot deadlock. The sweep does not wait.
-
 Wake-ups are not drained twice: under load they arrive faster than drains end, and each one drained
 cost a read of the waiting slots and a transaction that found them applied or held. A drain of
 every slot that ends (nothing waiting, or the rest held by other workers) began by reading every
@@ -54,7 +46,6 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from shared.apply_metrics import BATCH_SIZE, DRAINS, record_outcomes
@@ -75,10 +66,6 @@ log = logging.getLogger(__name__)
 # transactions take the whole database's write lock at BEGIN, which serialises the drains anyway.
 _LOCK_SLOTS = (select(ApplySlot.slot).where(ApplySlot.slot.in_(bindparam("slots", expanding=True)))
                .order_by(ApplySlot.slot).with_for_update(skip_locked=True))
-
-# A locking read that waits for the slot's holder to commit; on the autocommitting connection the
-# lock is released as soon as it is granted. The session's lock wait timeout bounds the wait.
-_WAIT_FOR_SLOT = select(ApplySlot.slot).where(ApplySlot.slot == bindparam("slot")).with_for_update()
 
 _connections = threading.local()
 
@@ -129,12 +116,10 @@ class _Step(NamedTuple):
     outcomes: list[JobOutcome]
 
 
-def drain(slots: Iterable[int] | None = None, *, wait_for_holder: bool = False) -> list[JobOutcome]:
+def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
     """Apply the unfinished jobs of these slots (None: of every slot) that no other worker is
-    applying; returns their outcomes. With `wait_for_holder`, a drain that finds every waiting slot
-    held elsewhere waits once for that holder's commit and goes on (see the module's docstring)."""
+    applying; returns their outcomes."""
     focus = None if slots is None else sorted(set(slots))
-    waited = False
     max_jobs = get_settings().apply_batch_size
     applied: list[JobOutcome] = []
     ended = "nothing_waiting"
@@ -154,9 +139,6 @@ def drain(slots: Iterable[int] | None = None, *, wait_for_holder: bool = False) 
             max_jobs = 1
             continue
         if not step.held:
-            if wait_for_holder and not waited and _wait_for_holder(waiting[0]):
-                waited = True
-                continue  # the holder committed: what waits now is this drain's to take
             ended = "held_elsewhere" if not applied else ended
             break
         publish_outcomes(step.outcomes)
@@ -179,19 +161,6 @@ def _waiting(slots: list[int] | None) -> list[int]:
 
     return with_retries(read, max_lock_retries=get_settings().max_transaction_retries,
                         name="find_waiting")
-
-
-def _wait_for_holder(slot: int) -> bool:
-    """Wait until the worker holding this slot commits: True once it has, False if it did not
-    within the lock wait timeout (or the database failed; the next wake-up or the sweep goes on)."""
-    try:
-        with _connection().use() as conn:
-            conn.execute(_WAIT_FOR_SLOT, {"slot": slot})
-    except DBAPIError:
-        log.info("slot %d stayed held past the lock wait timeout; leaving it to its holder", slot,
-                 exc_info=True)
-        return False
-    return True
 
 
 def _apply_next(slots: list[int], max_jobs: int) -> _Step:

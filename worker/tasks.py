@@ -13,13 +13,12 @@ def drain_slots(slots: Sequence[int], sent_at: float | None = None) -> None:
     it names: with many warehouses each wake-up names few slots, and one transaction for all of
     them costs the worker far less than one per wake-up (the wake-ups that follow find their jobs
     applied, and cost a read). The slots it names are the publisher's record of why it was sent.
-    One sent before a finished drain began is dropped unread; one that finds the slots held by
-    another worker waits for its commit, then takes the next batch (shared/drain.py)."""
+    One sent before a finished drain began is dropped unread (shared/drain.py)."""
     if not wakeup_covered(sent_at):
-        drain(wait_for_holder=True)
+        drain()
 
 
 @celery_app.task(name=LEGACY_APPLY_TASK)
 def apply_jobs_by_id(job_ids: Sequence[str] | str) -> None:
     """Messages sent by an API from before ordering slots, naming job ids: a wake-up all the same."""
-    drain(wait_for_holder=True)
+    drain()
