@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # yields the CPU): on a machine it shares with stock workers, deliveries take the CPU the stock
     # commands leave idle and catch up once the load falls (worker/webhooks.py).
     webhook_worker_niceness: int = Field(default=10, ge=0, le=19)
+    # The same for the stock workers: above 0 the API process, which the clients wait on, gets a
+    # larger share of a busy machine's CPU than the workers, which then apply bigger batches.
+    stock_worker_niceness: int = Field(default=0, ge=0, le=19)
 
     # Operations: JSON logs at this level; requests slower than this are logged at WARNING; each
     # worker serves /metrics on WORKER_METRICS_PORT (0: no endpoint; bin/run gives each worker its own).

@@ -16,6 +16,7 @@ from shared.logs import configure_logging  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
 from worker import metrics, tasks, webhooks  # noqa: E402,F401  (registers the tasks and signal handlers)
 from worker.expiry import ExpiryScanner, start_expiry_scanner  # noqa: E402
+from worker.priority import niceness_for, yield_cpu  # noqa: E402
 from worker.sweep import Sweeper, start_sweeper  # noqa: E402
 
 app = celery_app
@@ -38,14 +39,15 @@ def _json_logs(loglevel=None, **_kwargs) -> None:  # type: ignore[no-untyped-def
 @worker_ready.connect
 def _start_threads(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
     """A worker on the shard queues sweeps and expires reservations; one on the webhooks queue
-    dispatches deliveries, and yields the CPU to stock workers if that is all it consumes."""
+    dispatches deliveries, and yields the CPU to stock workers if that is all it consumes. Each
+    runs at its kind's niceness (worker/priority.py)."""
     global _sweeper, _expiry, _dispatcher
     consumed = {queue.name for queue in sender.task_consumer.queues} if sender else set()
     if consumed - {webhooks_queue()}:
         _sweeper = start_sweeper()
         _expiry = start_expiry_scanner()
-    if consumed == {webhooks_queue()}:
-        webhooks.yield_cpu(get_settings().webhook_worker_niceness)
+    if consumed:
+        yield_cpu(niceness_for(consumed, webhooks_queue(), get_settings()))
     if webhooks_queue() in consumed:
         _dispatcher = webhooks.Dispatcher()
         _dispatcher.start()

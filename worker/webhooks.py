@@ -6,10 +6,8 @@ down never holds up a stock command. Like the sweep, the dispatch loop is a thre
 (worker/periodic.py), not a timer on Celery's event loop, which a broker reconnect clears.
 """
 
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from shared.celery_app import DELIVER_TASK, celery_app, webhooks_queue
 from shared.models import utcnow
@@ -28,28 +26,6 @@ CLAIM_MARGIN_SECONDS = 30.0
 def deliver_webhooks(claim: str) -> list[str]:
     """One claim's deliveries, to one receiver (shared/webhooks/deliver.py)."""
     return deliver(claim)
-
-
-def yield_cpu(niceness: int) -> None:
-    """Lower this process to `niceness` (never raise it: that takes privilege). Linux keeps a
-    niceness per thread (a thread started later takes its starter's), and weighs a session's
-    autogroup against other sessions' by the group's own niceness, so both are set. A container's
-    or a systemd unit's CPU weight is the deployment's to set (docker-compose.yml)."""
-    tasks = Path("/proc/self/task")
-    threads = [int(task.name) for task in tasks.iterdir()] if tasks.is_dir() else [0]
-    for thread in threads:
-        try:
-            current = os.getpriority(os.PRIO_PROCESS, thread)
-            os.setpriority(os.PRIO_PROCESS, thread, max(current, niceness))
-        except ProcessLookupError:
-            pass  # it ended meanwhile
-    autogroup = Path("/proc/self/autogroup")
-    try:
-        current = int(autogroup.read_text().rsplit("nice", 1)[1])
-        if niceness > current:
-            autogroup.write_text(str(niceness))
-    except (OSError, IndexError, ValueError):
-        pass  # no autogroups here (or not this kernel's format): the threads' niceness still holds
 
 
 class Dispatcher(PeriodicThread):
