@@ -6,7 +6,8 @@
 #
 #   bench/at_commit.sh s1 3cb49f2 HEAD 3cb49f2 HEAD
 #
-# Worktrees and virtualenvs go under var/commits/ (reused; one virtualenv per distinct lock set).
+# Worktrees and virtualenvs go under var/commits/ (reused; one virtualenv per distinct lock set),
+# with each commit's output in var/commits/<commit>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -20,11 +21,12 @@ for commit in "$@"; do
   [ -d "$tree" ] || git worktree add --force --detach --quiet "$tree" "$short"
   locks=$(cat "$tree"/requirements/*.txt | sha1sum | cut -c1-12)
   venv=$root/var/commits/venv-$locks
+  log=$root/var/commits/$short.log
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r "$tree/requirements/dev.txt" >/dev/null 2>&1
+    "$venv/bin/pip" install --quiet -r "$tree/requirements/dev.txt" >>"$log" 2>&1
   fi
-  (cd "$tree" && "$venv/bin/python" - "$shape" "$short" 2>/dev/null <<'PY') | tail -1
+  if ! (cd "$tree" && "$venv/bin/python" - "$shape" "$short" 2>>"$log" <<'PY') | tail -1; then
 import argparse
 import sys
 
@@ -37,4 +39,7 @@ result = load.service_scenario(shape, (1, 1) if shape == "s1" else (20, 500), ar
 print(f"{commit} {shape}: applied {result['applied_per_s']:.0f}/s, accept p50 {result['accept_p50_ms']:.1f} ms"
       f" p99 {result['accept_p99_ms']:.1f} ms, reconcile {'clean' if not result['reconcile_mismatches'] else 'NOT clean'}")
 PY
+    echo "$short $shape: failed, see $log" >&2
+    exit 1
+  fi
 done

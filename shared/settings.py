@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     webhook_dispatch_interval_seconds: float = Field(default=0.2, gt=0)
     # A worker on the webhooks queue alone runs at this niceness (0-19: the higher, the more it
     # yields the CPU): on a machine it shares with stock workers, deliveries take the CPU the stock
-    # commands leave idle and catch up once the load falls (worker/webhooks.py).
+    # commands leave idle and catch up once the load falls (worker/priority.py).
     webhook_worker_niceness: int = Field(default=10, ge=0, le=19)
     # The same for the stock workers: above 0 the API process, which the clients wait on, gets a
     # larger share of a busy machine's CPU than the workers, which then apply bigger batches.
