@@ -18,27 +18,25 @@ from typing import Any
 
 from pymysql.constants import SERVER_STATUS  # type: ignore[import-untyped]
 from pymysql.converters import escape_datetime, escape_string  # type: ignore[import-untyped]
-from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, insert
 
 Row = Sequence[Any]
 
 
-def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Row], *,
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Row], *,
                 update_on_duplicate: Sequence[str] = ()) -> None:
     """INSERT the rows (values in `columns` order); with `update_on_duplicate`, a row whose key
     exists sets those columns instead (MySQL's ON DUPLICATE KEY UPDATE; elsewhere an error)."""
     if not rows:
         return
-    connection = session.connection()
-    if connection.dialect.name not in ("mysql", "mariadb"):
+    if conn.dialect.name not in ("mysql", "mariadb"):
         if update_on_duplicate:
             raise NotImplementedError("update_on_duplicate needs MySQL or MariaDB")
-        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    raw: Any = connection.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection
     no_backslash_escapes = bool(raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
-    render = _renderers(table, tuple(columns), connection.dialect, no_backslash_escapes)
+    render = _renderers(table, tuple(columns), conn.dialect, no_backslash_escapes)
     values = ",".join("(" + ",".join([f(v) for f, v in zip(render, row, strict=True)]) + ")" for row in rows)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
     if update_on_duplicate:

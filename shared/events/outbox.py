@@ -3,8 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select, update
 
 from shared.events.kinds import NewEvent
 from shared.literal_rows import insert_rows
@@ -17,12 +16,12 @@ _ADVANCE_SEQUENCE = (update(EventSequence).where(EventSequence.id == 1)
                      .values(last_position=bindparam("last_position")))
 
 
-def append(session: Session, events: Sequence[NewEvent], now: datetime) -> None:
+def append(conn: Connection, events: Sequence[NewEvent], now: datetime) -> None:
     """Write the events with the next positions. Call it last before the commit: the sequence row
     stays locked until then, so the next transaction's positions come after this one's commit."""
     if not events:
         return
-    last = session.execute(_LOCK_SEQUENCE).scalar_one()
-    session.execute(_ADVANCE_SEQUENCE, {"last_position": last + len(events)})
+    last = conn.execute(_LOCK_SEQUENCE).scalar_one()
+    conn.execute(_ADVANCE_SEQUENCE, {"last_position": last + len(events)})
     rows = [(last + n, e.type, e.warehouse, e.api_key_id, now, e.data) for n, e in enumerate(events, 1)]
-    insert_rows(session, Event.__table__, _COLUMNS, rows)
+    insert_rows(conn, Event.__table__, _COLUMNS, rows)

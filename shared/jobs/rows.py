@@ -103,11 +103,10 @@ def mark_attempt(conn: Connection | Session, job_ids: Sequence[str], now: dateti
     conn.execute(_MARK_ATTEMPT, {"ids": list(job_ids), "now": now})
 
 
-def set_job_outcomes(session: Session, outcomes: list[tuple[str, str, Any, Any]], now: datetime) -> None:
+def set_job_outcomes(conn: Connection, outcomes: list[tuple[str, str, Any, Any]], now: datetime) -> None:
     """Finish jobs, given as (job id, status, result, error), with one `UPDATE ... CASE id`: a
     statement per job was most of a transaction's time, and built as an expression the CASE was
     compiled afresh for every batch size."""
-    conn = session.connection()
     mark = _mark(conn.dialect)
     case = "CASE id " + " ".join([f"WHEN {mark} THEN {mark}"] * len(outcomes)) + " END"
     ids = [job_id for job_id, _, _, _ in outcomes]
@@ -143,11 +142,11 @@ _OLDEST_UNFINISHED = (select(_job.id, _job.line_count)
                       .order_by(_job.submitted_at, _job.id).limit(bindparam("most")))
 
 
-def oldest_unfinished(session: Session, slots: Sequence[int], *, max_jobs: int,
+def oldest_unfinished(conn: Connection, slots: Sequence[int], *, max_jobs: int,
                       max_lines: int) -> list[str]:
     """The next jobs of these slots in accepted order: at most `max_jobs`, and no more lines than
     `max_lines` unless the first job alone has more."""
-    rows = session.execute(_OLDEST_UNFINISHED, {"slots": list(slots), "most": max_jobs}).all()
+    rows = conn.execute(_OLDEST_UNFINISHED, {"slots": list(slots), "most": max_jobs}).all()
     taken: list[str] = []
     lines = 0
     for job_id, job_lines in rows:

@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row, Text, bindparam, delete, insert, select, tuple_, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, Text, bindparam, delete, insert, select, tuple_, type_coerce
 
 from shared.events.kinds import NewEvent
 from shared.events.outbox import append as append_events
@@ -73,9 +72,9 @@ _LEDGER_COLUMNS = ("stock_level_id", "type", "delta", "on_hand_after", "reserved
                    "recorded_at")
 
 
-def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 5) -> list[JobOutcome]:
+def apply_jobs(conn: Connection, job_ids: Sequence[str], *, max_attempts: int = 5) -> list[JobOutcome]:
     """Apply the given jobs in the given order; return one outcome per known job id."""
-    rows = _lock_jobs(session, job_ids)
+    rows = _lock_jobs(conn, job_ids)
     outcomes: dict[str, JobOutcome] = {}
     finished: list[tuple[Row[Any], JobPlan]] = []
     pending: list[_PendingJob] = []
@@ -105,18 +104,18 @@ def apply_jobs(session: Session, job_ids: Sequence[str], *, max_attempts: int = 
                 command_types[job_id] = commands[0].type
     events: list[NewEvent] = []
     if pending:
-        plans, events = _apply_pending(session, pending)
+        plans, events = _apply_pending(conn, pending)
         finished.extend(plans)
     now = utcnow()
-    ended = _finish(session, finished, now, command_types)
+    ended = _finish(conn, finished, now, command_types)
     outcomes.update(ended)
     # Last before the commit: the event sequence stays locked until then (shared/events/outbox.py).
-    append_events(session, [*events, *(job_completed(o) for o in ended.values())], now)
+    append_events(conn, [*events, *(job_completed(o) for o in ended.values())], now)
     return [outcomes[j] for j in dict.fromkeys(job_ids) if j in outcomes]
 
 
-def _lock_jobs(session: Session, job_ids: Iterable[str]) -> dict[str, Row[Any]]:
-    return {job.id: job for job in session.execute(_LOCK_JOBS, {"ids": sorted(set(job_ids))})}
+def _lock_jobs(conn: Connection, job_ids: Iterable[str]) -> dict[str, Row[Any]]:
+    return {job.id: job for job in conn.execute(_LOCK_JOBS, {"ids": sorted(set(job_ids))})}
 
 
 def _parse(row: Row[Any]) -> list[StoredCommand]:
@@ -125,7 +124,7 @@ def _parse(row: Row[Any]) -> list[StoredCommand]:
     return list(_BatchPayload.model_validate_json(row.payload).commands)
 
 
-def _apply_pending(session: Session, pending: list[_PendingJob]
+def _apply_pending(conn: Connection, pending: list[_PendingJob]
                    ) -> tuple[list[tuple[Row[Any], JobPlan]], list[NewEvent]]:
     """Plan every job against the locked balances and write the ledger and balances; returns the
     plans (the job rows are the caller's to finish) and the levels' events."""
@@ -133,14 +132,14 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
     for job in pending:
         for command in job.commands:
             named.add(command, job.row.api_key_id)
-    held = reservations.levels_held(session, named)
-    catalog = _load_catalog(session, [key for job in pending for c in job.commands for key in c.stock_keys()]
+    held = reservations.levels_held(conn, named)
+    catalog = _load_catalog(conn, [key for job in pending for c in job.commands for key in c.stock_keys()]
                             + [(code, sku) for _, code, sku in held])
     resolved = list(_resolved(catalog, pending))
     keys = {key for _, key in resolved} | {key for key, _, _ in held}
     named.counted = {key for command, key in resolved if isinstance(command, Count)}
-    level_ids, locked, created, reorder_points = _lock_levels(session, keys)
-    balances = RunningBalances(locked, reservations.lock(session, named, level_ids))
+    level_ids, locked, created, reorder_points = _lock_levels(conn, keys)
+    balances = RunningBalances(locked, reservations.lock(conn, named, level_ids))
     level_events = LevelEvents(catalog.names(keys), {k: b.available for k, b in locked.items()},
                                reorder_points)
 
@@ -156,7 +155,7 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
         plans.append((job.row, plan))
 
     # Reservations first: a ledger entry that changed one names it, new ones included.
-    reservation_ids = reservations.write(session, balances.changed_holds(), level_ids)
+    reservation_ids = reservations.write(conn, balances.changed_holds(), level_ids)
     ledger_rows = [
         (level_ids[m.key], m.type, m.delta, m.on_hand_after, m.reserved_delta, m.reserved_after, m.version,
          row.id, m.line, m.reference, m.reason, reservation_ids[m.hold.owner] if m.hold else None,
@@ -164,13 +163,13 @@ def _apply_pending(session: Session, pending: list[_PendingJob]
         for row, plan in plans for m in plan.movements]
     changed = {level_ids[k]: (k, b) for k, b in balances.final().items() if b != locked.get(k)}
     if ledger_rows:
-        insert_rows(session, LedgerEntry.__table__, _LEDGER_COLUMNS, ledger_rows)
-        upsert_levels(session, changed, now)
+        insert_rows(conn, LedgerEntry.__table__, _LEDGER_COLUMNS, ledger_rows)
+        upsert_levels(conn, changed, now)
     # A level created for a command that then failed would be a write by a failed job: take it back.
     unused = [level_ids[k] for k in created if level_ids[k] not in changed]
     if unused:
         # version 0 guards a row another transaction created and moved meanwhile.
-        session.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0,
+        conn.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0,
                                                  StockLevel.reorder_point.is_(None)))
     return plans, level_events.events
 
@@ -185,56 +184,56 @@ def _resolved(catalog: Catalog, pending: list[_PendingJob]) -> Iterable[tuple[St
                     yield command, key
 
 
-def _load_catalog(session: Session, named: list[tuple[str, str]]) -> Catalog:
+def _load_catalog(conn: Connection, named: list[tuple[str, str]]) -> Catalog:
     codes = {code for code, _ in named}
     skus = {sku for _, sku in named}
     warehouses = {code: (wid, active)
-                  for wid, code, active in session.execute(_WAREHOUSES, {"codes": list(codes)})}
-    products = {sku: pid for pid, sku in session.execute(_PRODUCTS, {"skus": list(skus)})}
+                  for wid, code, active in conn.execute(_WAREHOUSES, {"codes": list(codes)})}
+    products = {sku: pid for pid, sku in conn.execute(_PRODUCTS, {"skus": list(skus)})}
     return Catalog(warehouses, products)
 
 
-def _lock_levels(session: Session, keys: set[Key]
+def _lock_levels(conn: Connection, keys: set[Key]
                  ) -> tuple[dict[Key, int], dict[Key, Balance], list[Key], dict[Key, int | None]]:
     """Lock the levels in (warehouse, product) order, creating the ones that never moved.
     Returns level ids, locked balances, the keys whose rows this transaction created, and the
     levels' reorder points."""
-    found = _select_for_update(session, keys)
+    found = _select_for_update(conn, keys)
     missing = sorted(keys - found.keys())
     if missing:
         # Rows that exist are locked first and new ones after: a rare order break on first use
         # that InnoDB's deadlock detection and the caller's retry cover.
-        session.execute(
+        conn.execute(
             insert(StockLevel).prefix_with("IGNORE", dialect="mysql")
             .prefix_with("IGNORE", dialect="mariadb").prefix_with("OR IGNORE", dialect="sqlite"),
             [{"warehouse_id": w, "product_id": p, "on_hand": 0, "version": 0,
               "updated_at": utcnow()} for w, p in missing])
-        found.update(_select_for_update(session, set(missing)))
+        found.update(_select_for_update(conn, set(missing)))
     ids = {key: level_id for key, (level_id, _, _) in found.items()}
     return (ids, {key: balance for key, (_, balance, _) in found.items()}, missing,
             {key: point for key, (_, _, point) in found.items()})
 
 
-def _select_for_update(session: Session, keys: set[Key]) -> dict[Key, tuple[int, Balance, int | None]]:
+def _select_for_update(conn: Connection, keys: set[Key]) -> dict[Key, tuple[int, Balance, int | None]]:
     if not keys:
         return {}
     return {(warehouse_id, product_id): (level_id, Balance(on_hand, version, reserved), reorder_point)
             for level_id, warehouse_id, product_id, on_hand, version, reserved, reorder_point
-            in session.execute(_LOCK_LEVELS, {"keys": sorted(keys)})}
+            in conn.execute(_LOCK_LEVELS, {"keys": sorted(keys)})}
 
 
-def _finish(session: Session, finished: list[tuple[Row[Any], JobPlan]], now: datetime,
+def _finish(conn: Connection, finished: list[tuple[Row[Any], JobPlan]], now: datetime,
             command_types: dict[str, str]) -> dict[str, JobOutcome]:
     """Record every job's outcome with one UPDATE and one insert of failed lines: a statement per
     job was most of a batch's time."""
     if not finished:
         return {}
-    set_job_outcomes(session, [(row.id, plan.status, plan.result, plan.error) for row, plan in finished],
+    set_job_outcomes(conn, [(row.id, plan.status, plan.result, plan.error) for row, plan in finished],
                      now)
     failed_lines = [{"job_id": row.id, "line": line, "error": problem.at_line(line).to_dict()}
                     for row, plan in finished for line, problem in plan.failed_lines]
     if failed_lines:
-        session.execute(insert(JobLine), failed_lines)
+        conn.execute(insert(JobLine), failed_lines)
     return {row.id: _outcome(row, plan.status, plan.result, plan.error, now,
                              command_types.get(row.id) or _command_type(row))
             for row, plan in finished}

@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, insert, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, insert, or_, select, tuple_, update
 
 from shared.models import Product, Reservation, StockLevel, Warehouse
 from shared.schemas.commands import Commit, Expire, Release, Reserve
@@ -46,11 +45,11 @@ class Named:
         return or_(*named)
 
 
-def levels_held(session: Session, named: Named) -> list[tuple[Key, str, str]]:
+def levels_held(conn: Connection, named: Named) -> list[tuple[Key, str, str]]:
     """The levels of the named reservations: (key, warehouse code, sku), to lock and to name."""
     if not named.owners and not named.ids:
         return []
-    rows = session.execute(
+    rows = conn.execute(
         select(StockLevel.warehouse_id, StockLevel.product_id, Warehouse.code, Product.sku)
         .select_from(Reservation).join(StockLevel, StockLevel.id == Reservation.stock_level_id)
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
@@ -58,21 +57,21 @@ def levels_held(session: Session, named: Named) -> list[tuple[Key, str, str]]:
     return [((w, p), code, sku) for w, p, code, sku in rows]
 
 
-def lock(session: Session, named: Named, level_ids: dict[Key, int]) -> list[Hold]:
+def lock(conn: Connection, named: Named, level_ids: dict[Key, int]) -> list[Hold]:
     """The named reservations and the active ones of counted levels, locked; call with the levels
     locked."""
     counted = [level_ids[k] for k in named.counted if k in level_ids]
     if not named.owners and not named.ids and not counted:
         return []
-    rows = session.execute(
-        select(Reservation, StockLevel.warehouse_id, StockLevel.product_id)
+    rows = conn.execute(
+        select(Reservation.__table__, StockLevel.warehouse_id, StockLevel.product_id)
         .join(StockLevel, StockLevel.id == Reservation.stock_level_id)
         .where(named._where(counted)).order_by(Reservation.id).with_for_update())
-    return [Hold((r.api_key_id, r.client_id), (w, p), r.quantity, r.committed, r.status, r.expires_at,
-                 r.created_at, r.slot, r.job_id, r.id, r.ended_at) for r, w, p in rows]
+    return [Hold((r.api_key_id, r.client_id), (r.warehouse_id, r.product_id), r.quantity, r.committed,
+                 r.status, r.expires_at, r.created_at, r.slot, r.job_id, r.id, r.ended_at) for r in rows]
 
 
-def write(session: Session, changed: list[Hold], level_ids: dict[Key, int]) -> dict[Owner, int]:
+def write(conn: Connection, changed: list[Hold], level_ids: dict[Key, int]) -> dict[Owner, int]:
     """New reservations inserted, ended or partly committed ones updated; returns the id of each."""
     new = [{"api_key_id": h.owner[0], "client_id": h.owner[1], "stock_level_id": level_ids[h.key],
             "quantity": h.quantity, "committed": h.committed, "status": h.status,
@@ -80,17 +79,17 @@ def write(session: Session, changed: list[Hold], level_ids: dict[Key, int]) -> d
             "ended_at": h.ended_at} for h in changed if h.id is None]
     ids = {h.owner: h.id for h in changed if h.id is not None}
     if new:
-        session.execute(insert(Reservation), new)
+        conn.execute(insert(Reservation), new)
         # A multi-row INSERT reports only its first id, and ids need not be consecutive.
         owners = sorted(h.owner for h in changed if h.id is None)
-        ids.update({(key, client): rid for rid, key, client in session.execute(
+        ids.update({(key, client): rid for rid, key, client in conn.execute(
             select(Reservation.id, Reservation.api_key_id, Reservation.client_id)
             .where(tuple_(Reservation.api_key_id, Reservation.client_id).in_(owners)))})
     existing = [{"rid": h.id, "committed": h.committed, "status": h.status, "ended_at": h.ended_at}
                 for h in changed if h.id is not None]
     if existing:
         table = Reservation.__table__
-        session.execute(update(table).where(table.c.id == bindparam("rid"))
+        conn.execute(update(table).where(table.c.id == bindparam("rid"))
                         .values(committed=bindparam("committed"), status=bindparam("status"),
                                 ended_at=bindparam("ended_at")), existing)
     return ids

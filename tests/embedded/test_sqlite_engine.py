@@ -87,14 +87,14 @@ def test_the_apply_path_runs_on_the_migrated_schema(engine):
             {"type": "receive", "warehouse": "BUS-2", "sku": "PEN-1", "quantity": 2},
         ]}, mode="atomic")
     with factory.begin() as session:
-        outcomes = {o.job_id: o for o in apply_jobs(session, [receive, oversell, batch])}
+        outcomes = {o.job_id: o for o in apply_jobs(session.connection(), [receive, oversell, batch])}
     assert outcomes[receive].result == {"on_hand_after": 10, "version_after": 1}
     assert outcomes[oversell].error["type"] == "/problems/insufficient-stock"
     assert outcomes[batch].result == {"total": 2, "succeeded": 2, "failed": 0}
 
     with factory.begin() as session:
         # Applied again (a redelivered message): nothing changes.
-        assert all(o.already_applied for o in apply_jobs(session, [receive, batch]))
+        assert all(o.already_applied for o in apply_jobs(session.connection(), [receive, batch]))
     with factory() as session:
         levels = {(w, p): on_hand for w, p, on_hand in session.execute(
             select(Warehouse.code, Product.sku, StockLevel.on_hand)
