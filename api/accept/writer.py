@@ -10,7 +10,9 @@ refused (503) rather than written.
 
 The writer also decides what the accept path needs the database for: Idempotency-Key replays
 (looked up for the whole group at once) and the high-water mark (a count of unfinished jobs it
-refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since). Callers were
+refreshes at most every BACKLOG_REFRESH_SECONDS, plus what it accepted since). The count is
+refreshed after a group is answered, not before, unless the group would pass the mark: no request
+waits for it. Callers were
 authorized before (api/access.py), with a key that may have been revoked since: the INSERT writes a
 job only if its key is not revoked at that moment, and a replay is refused for a revoked key, so a
 revocation counts from the next command.
@@ -152,6 +154,9 @@ class JobWriter(GroupThread):
         """While the last estimate was non-zero, keep counting so a drained queue lets work in."""
         if self.backlog.estimate == 0 or not self.backlog.stale():
             return
+        self._refresh_backlog()
+
+    def _refresh_backlog(self) -> None:
         try:
             with self.connection.use() as conn:
                 self.backlog.refresh(conn)
@@ -165,8 +170,8 @@ class JobWriter(GroupThread):
         deferred: list[Submission] = []
         self.inserting = False
         with self.connection.use() as conn:
-            if self.backlog.stale():
-                self.backlog.refresh(conn)
+            if self.backlog.stale() and self.backlog.estimate + len(group) > get_settings().max_queued_jobs:
+                self.backlog.refresh(conn)  # a refusal is decided on a recent count
             originals = _originals(conn, [s for s in group if s.idempotency_key])
             fresh = self._admit(conn, group, originals, deferred)
             if fresh:
@@ -175,6 +180,8 @@ class JobWriter(GroupThread):
         self._queue(fresh)
         for submission in deferred:  # written now: the next group answers them as replays
             self.requeue(submission)
+        if self.backlog.stale():  # after the answers, so that no request waits for the count
+            self._refresh_backlog()
 
     def _admit(self, conn: Connection, group: list[Submission], originals: dict[tuple[int, str], Any],
                deferred: list[Submission]) -> list[Submission]:
