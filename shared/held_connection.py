@@ -1,6 +1,7 @@
-"""One autocommitting database connection that a thread keeps for its single statements: the
-API's grouping threads (`api/accept/grouped.py`: a key lookup, a count, one INSERT for a group's jobs) and
-the worker's drains (`shared/drain.py`: which slots wait, an attempt counted).
+"""A database connection that a thread keeps: autocommitting for its single statements (the API's
+grouping threads, `api/accept/grouped.py`: a key lookup, a count, one INSERT for a group's jobs;
+the worker's drains, `shared/drain.py`: which slots wait, an attempt counted), or for a thread's
+transactions one after another (the drains' apply transactions).
 
 A pooled checkout pings the server (pre-ping) and its return rolls back: two round trips on top of
 the statement, and in a busy API process every round trip also waits for the GIL behind the event
@@ -8,8 +9,9 @@ loop. A thread does one thing at a time, so it keeps one connection instead, pin
 sat idle, and drops it after any error, so the next use starts on a fresh connection (what pre-ping
 did for every checkout).
 
-Each statement is its own transaction, so a write is durable when it returns, without a COMMIT
-round trip, and a read needs no ROLLBACK either (the engine skips it, `shared/db.py`).
+Autocommitting, each statement is its own transaction, so a write is durable when it returns,
+without a COMMIT round trip, and a read needs no ROLLBACK either (the engine skips it,
+`shared/db.py`).
 """
 
 import time
@@ -25,7 +27,8 @@ IDLE_PING_SECONDS = 5.0
 
 
 class HeldConnection:
-    def __init__(self) -> None:
+    def __init__(self, *, autocommit: bool = True) -> None:
+        self.autocommit = autocommit
         self._conn: Connection | None = None
         self._last_used = float("-inf")
 
@@ -43,6 +46,15 @@ class HeldConnection:
             raise
         finally:
             self._last_used = time.monotonic()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """The connection (not autocommitting) in a transaction that commits when the block ends
+        and rolls back if it raises."""
+        if self.autocommit:
+            raise RuntimeError("an autocommitting connection has no transactions")
+        with self.use() as conn, conn.begin():
+            yield conn
 
     def discard(self) -> None:
         """Close the connection for good; the next `use` opens another."""
@@ -64,5 +76,7 @@ class HeldConnection:
             except Exception:  # noqa: BLE001  (whatever the driver raises, the connection is gone)
                 self.discard()
         if self._conn is None:
-            self._conn = get_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = get_engine().connect()
+            if self.autocommit:
+                self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
         return self._conn

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from shared.apply_metrics import RETRIES, TRANSACTION_SECONDS
 from shared.db import session_scope
+from shared.held_connection import HeldConnection
 from shared.sqlite_engine import is_busy
 
 log = logging.getLogger(__name__)
@@ -101,15 +103,37 @@ def run_in_transaction(work: Callable[[Session], T], *, max_lock_retries: int,
     run it again (see above). `name` labels the transaction's metrics and log lines."""
 
     def attempt() -> T:
+        with session_scope() as session:
+            return work(session)
+
+    return with_retries(_timed(attempt, name), max_lock_retries=max_lock_retries,
+                        outage_deadline_seconds=outage_deadline_seconds, name=name)
+
+
+def run_in_held_transaction(work: Callable[[Connection], T], held: HeldConnection, *,
+                            max_lock_retries: int, outage_deadline_seconds: float = 600.0,
+                            name: str = "work") -> T:
+    """As run_in_transaction, on a connection the thread keeps (shared/held_connection.py), for
+    Core statements: no pool checkout, so no ping before the transaction and no ROLLBACK after
+    its COMMIT, two round trips fewer than a session's."""
+
+    def attempt() -> T:
+        with held.transaction() as conn:
+            return work(conn)
+
+    return with_retries(_timed(attempt, name), max_lock_retries=max_lock_retries,
+                        outage_deadline_seconds=outage_deadline_seconds, name=name)
+
+
+def _timed(attempt: Callable[[], T], name: str) -> Callable[[], T]:
+    def timed() -> T:
         started = time.perf_counter()
         try:
-            with session_scope() as session:
-                result = work(session)
+            result = attempt()
         except BaseException:
             TRANSACTION_SECONDS.labels(name, "rolled_back").observe(time.perf_counter() - started)
             raise
         TRANSACTION_SECONDS.labels(name, "committed").observe(time.perf_counter() - started)
         return result
 
-    return with_retries(attempt, max_lock_retries=max_lock_retries,
-                        outage_deadline_seconds=outage_deadline_seconds, name=name)
+    return timed
