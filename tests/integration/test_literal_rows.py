@@ -45,23 +45,25 @@ def session(request) -> Iterator[tuple[Session, Table]]:  # type: ignore[no-unty
 
 def test_rows_read_back_as_they_were_given(session):
     session, table = session
+    conn = session.connection()
     at = datetime(2026, 12, 1, 23, 59, 58, 123456)
     rows = [(n, text, -(2 ** 62) + n if n % 2 else None, at if n % 3 else None,
              {"text": text, "n": n} if n % 2 == 0 else None)
             for n, text in enumerate([*AWKWARD, None])]
-    insert_rows(session.connection(), table, ("id", "text", "number", "at", "doc"), rows)
+    insert_rows(conn, table, ("id", "text", "number", "at", "doc"), rows)
     session.commit()
     assert [tuple(r) for r in session.execute(select(table).order_by(table.c.id))] == rows
 
 
 def test_update_on_duplicate_sets_only_the_named_columns(session):
     session, table = session
+    conn = session.connection()
     if session.get_bind().dialect.name == "sqlite":
         with pytest.raises(NotImplementedError):
-            insert_rows(session.connection(), table, ("id", "text"), [(1, "a")], update_on_duplicate=("text",))
+            insert_rows(conn, table, ("id", "text"), [(1, "a")], update_on_duplicate=("text",))
         return
-    insert_rows(session.connection(), table, ("id", "text", "number"), [(1, "first", 10), (2, "second", 20)])
-    insert_rows(session.connection(), table, ("id", "text", "number"), [(1, "it's new", 11), (3, "third", 30)],
+    insert_rows(conn, table, ("id", "text", "number"), [(1, "first", 10), (2, "second", 20)])
+    insert_rows(conn, table, ("id", "text", "number"), [(1, "it's new", 11), (3, "third", 30)],
                 update_on_duplicate=("text",))
     session.commit()
     assert session.execute(select(table.c.id, table.c.text, table.c.number).order_by(table.c.id)).all() == [
@@ -72,6 +74,7 @@ def test_update_on_duplicate_sets_only_the_named_columns(session):
 @pytest.mark.parametrize("session", ["mariadb", "mariadb NO_BACKSLASH_ESCAPES"], indirect=True)
 def test_a_value_of_another_kind_is_refused_before_anything_is_sent(session):
     session, table = session
+    conn = session.connection()
     with pytest.raises(TypeError):
-        insert_rows(session.connection(), table, ("id", "number"), [(1, 2.5)])
+        insert_rows(conn, table, ("id", "number"), [(1, 2.5)])
     assert session.execute(select(table)).all() == []
