@@ -170,7 +170,7 @@ def _apply_pending(conn: Connection, pending: list[_PendingJob]
     if unused:
         # version 0 guards a row another transaction created and moved meanwhile.
         conn.execute(delete(StockLevel).where(StockLevel.id.in_(unused), StockLevel.version == 0,
-                                                 StockLevel.reorder_point.is_(None)))
+                                              StockLevel.reorder_point.is_(None)))
     return plans, level_events.events
 
 

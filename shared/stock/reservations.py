@@ -90,6 +90,6 @@ def write(conn: Connection, changed: list[Hold], level_ids: dict[Key, int]) -> d
     if existing:
         table = Reservation.__table__
         conn.execute(update(table).where(table.c.id == bindparam("rid"))
-                        .values(committed=bindparam("committed"), status=bindparam("status"),
-                                ended_at=bindparam("ended_at")), existing)
+                     .values(committed=bindparam("committed"), status=bindparam("status"),
+                             ended_at=bindparam("ended_at")), existing)
     return ids
