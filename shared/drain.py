@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -101,20 +101,14 @@ def wakeup_covered(sent_at: float | None) -> bool:
     return True
 
 
-def _connection() -> HeldConnection:
-    """The thread's own connection for single statements (a worker drains on its consuming thread
-    and on its sweep thread)."""
-    if not hasattr(_connections, "held"):
-        _connections.held = HeldConnection()
-    held: HeldConnection = _connections.held
-    return held
-
-
-def _transactions() -> HeldConnection:
-    """The thread's own connection for its apply transactions."""
-    if not hasattr(_connections, "transactions"):
-        _connections.transactions = HeldConnection(autocommit=False)
-    held: HeldConnection = _connections.transactions
+def _held(use: Literal["statements", "transactions"]) -> HeldConnection:
+    """The thread's own connection (a worker drains on its consuming thread and on its sweep
+    thread): `statements` autocommits single statements, `transactions` runs the apply
+    transactions."""
+    held: HeldConnection | None = getattr(_connections, use, None)
+    if held is None:
+        held = HeldConnection(autocommit=use == "statements")
+        setattr(_connections, use, held)
     return held
 
 
@@ -163,7 +157,7 @@ def _waiting(slots: list[int] | None) -> list[int]:
     transaction."""
 
     def read() -> list[int]:
-        with _connection().use() as conn:
+        with _held("statements").use() as conn:
             return slots_with_unfinished(conn, slots)
 
     return with_retries(read, max_lock_retries=get_settings().max_transaction_retries,
@@ -187,7 +181,7 @@ def _apply_next(slots: list[int], max_jobs: int) -> _Step:
         return _Step(held, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts))
 
     with log_context(batch_id=uuid.uuid4().hex[:12]):
-        return run_in_held_transaction(work, _transactions(), name="apply",
+        return run_in_held_transaction(work, _held("transactions"), name="apply",
                                        max_lock_retries=settings.max_transaction_retries)
 
 
@@ -199,7 +193,7 @@ def _count_attempt(conn: Connection, job_ids: Sequence[str]) -> None:
         # embedded profile counts the attempt in the transaction, so a crash does not count it.
         mark_attempt(conn, job_ids, utcnow())
         return
-    with _connection().use() as own:
+    with _held("statements").use() as own:
         mark_attempt(own, job_ids, utcnow())
 
 
