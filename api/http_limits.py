@@ -15,6 +15,7 @@ measurements). So this subclass counts:
   (`timeout_keep_alive`, 5 s);
 - the connections and requests under way in the process: over MAX_CONNECTIONS, 503 and closed
   (as uvicorn's `--limit-concurrency`, with a problem for a body).
+It also writes each answer in one write, not two (api/coalesced_writes.py).
 Every refusal is a problem+json body, as the app's own, and counted in
 `stock_http_connections_refused_total`.
 
@@ -25,10 +26,11 @@ that changes them fails there.
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from api.coalesced_writes import CoalescedWrites
 from api.metrics import count_refused_connection
 from shared.problems import Problem
 from shared.settings import get_settings
@@ -59,7 +61,7 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     # uvicorn's protocol interface
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, CoalescedWrites(transport, self.loop)))
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
