@@ -4,9 +4,11 @@ balances).
 On MySQL and MariaDB the rows are rendered into the statement as literals: pymysql escapes every
 bound value through a chain of Python calls, and with a ledger row, an event and a balance per
 stock change that was most of a worker's CPU in a bulk receive (docs/performance.md). The values
-here are only None, ints, strings and timestamps, so each kind is rendered directly: strings by
-pymysql's `escape_string`, or by doubling quotes while the session is in NO_BACKSLASH_ESCAPES mode
-(as pymysql itself does), timestamps by pymysql's converter. The statement goes to the DB-API
+here are only None, ints, strings and timestamps, so each kind is rendered directly: strings with
+pymysql's escapes (`escape_string`'s table, applied as one `str.replace` per character it
+escapes, which is many times quicker on an event's JSON than `str.translate` looking up every
+character), or by doubling quotes while the session is in NO_BACKSLASH_ESCAPES mode (as pymysql
+itself does), timestamps by pymysql's converter. The statement goes to the DB-API
 cursor without parameters, so nothing in it is taken for a placeholder. Elsewhere (SQLite, the
 embedded profile) the rows are bound as usual.
 """
@@ -45,10 +47,27 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         cursor.execute(sql)  # no parameters: pymysql interpolates nothing
 
 
+# pymysql's escape table (pymysql.converters.escape_string), the backslash first, so that no
+# backslash an escape adds is escaped again.
+SHORT_TEXT = 64
+BACKSLASH_ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"), ("\032", "\\Z"),
+                     ('"', '\\"'), ("'", "\\'"))
+
+
+def escape(text: str) -> str:
+    """The same as pymysql's `escape_string`, which is the quicker on short text."""
+    if len(text) <= SHORT_TEXT:
+        return escape_string(text)
+    for plain, escaped in BACKSLASH_ESCAPES:
+        if plain in text:
+            text = text.replace(plain, escaped)
+    return text
+
+
 def _quoting(no_backslash_escapes: bool) -> Callable[[str], str]:
     if no_backslash_escapes:
         return lambda text: "'" + text.replace("'", "''") + "'"
-    return lambda text: "'" + escape_string(text) + "'"
+    return lambda text: "'" + escape(text) + "'"
 
 
 # Made once per table, columns and mode: finding each column's bind processor again for every

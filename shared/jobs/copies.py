@@ -29,10 +29,11 @@ def publish_many(client: redis.Redis, docs: list[dict[str, Any]], ttl_seconds: i
     finished = [doc for doc in docs if doc["status"] in TERMINAL]
     if not finished:
         return
+    encoded = [json.dumps(doc) for doc in finished]  # once each: the copy and the announcement
     pipe = client.pipeline(transaction=False)
-    for doc in finished:
-        pipe.set(status_key(doc["job_id"]), json.dumps(doc), ex=ttl_seconds)
-    pipe.publish(channel, json.dumps(finished))
+    for doc, text in zip(finished, encoded, strict=True):
+        pipe.set(status_key(doc["job_id"]), text, ex=ttl_seconds)
+    pipe.publish(channel, "[" + ",".join(encoded) + "]")
     pipe.execute()
 
 

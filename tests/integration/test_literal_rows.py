@@ -16,6 +16,7 @@ from shared.settings import get_settings
 
 AWKWARD = ["it's", 'say "hi"', "back\\slash", "50% and %s and %%", "line\nbreak\ttab\r", "nul\x00byte",
            "ünïcødé ✓ 𝄞", "", "'; DROP TABLE job; --", "\\'", "?", ":name", "\x1a"]
+AWKWARD.append("|".join(AWKWARD))  # past SHORT_TEXT: escaped the other way
 
 
 def _table(name: str) -> Table:
