@@ -37,8 +37,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     raw: Any = conn.connection.dbapi_connection
-    no_backslash_escapes = bool(raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
-    render = _renderers(table, tuple(columns), conn.dialect, no_backslash_escapes)
+    render = _renderers(table, tuple(columns), conn.dialect, _no_backslash_escapes(raw))
     values = ",".join("(" + ",".join([f(v) for f, v in zip(render, row, strict=True)]) + ")" for row in rows)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
     if update_on_duplicate:
@@ -62,6 +61,15 @@ def escape(text: str) -> str:
         if plain in text:
             text = text.replace(plain, escaped)
     return text
+
+
+def text_literal(conn: Connection, text: str) -> str:
+    """The text as a MySQL or MariaDB string literal, for the connection's escaping mode."""
+    return _quoting(_no_backslash_escapes(conn.connection.dbapi_connection))(text)
+
+
+def _no_backslash_escapes(raw: Any) -> bool:
+    return bool(raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
 
 
 def _quoting(no_backslash_escapes: bool) -> Callable[[str], str]:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Dialect, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shared.jobs.status import QUEUED, RUNNING, UNFINISHED
+from shared.literal_rows import text_literal
 from shared.models import Job
 
 _JOB_COLUMNS = ("id", "kind", "mode", "status", "payload", "slot", "line_count", "attempts", "api_key_id",
@@ -55,7 +56,9 @@ def insert_jobs(conn: Connection, rows: list[dict[str, Any]],
     document = json.dumps([{name: value.isoformat(" ") if isinstance(value, datetime) else value
                             for name, value in zip((*_JOB_COLUMNS, "live_key"), row, strict=True)
                             if value is not None} for row in checked])
-    return conn.exec_driver_sql(_INSERT_WHERE_LIVE, (document,)).rowcount
+    # The document as a literal: pymysql escapes a parameter a character at a time (literal_rows.py).
+    statement = _INSERT_WHERE_LIVE.replace("%s", text_literal(conn, document), 1)
+    return conn.exec_driver_sql(statement, execution_options={"no_parameters": True}).rowcount
 
 
 # A row is written if no key is to be checked for it, or if that key is not revoked.

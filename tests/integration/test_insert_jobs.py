@@ -55,3 +55,19 @@ def test_the_writers_connection_autocommits_so_the_insert_is_durable_when_it_ret
             # Seen from another connection before this one does anything else: committed.
             assert session.scalar(select(Job.status).where(Job.id == row["id"])) == "queued"
         held.discard()
+
+
+def test_text_that_needs_escaping_reads_back_as_given_through_the_checked_insert():
+    awkward = "it's \"quoted\", back\\slash, %s and 50%, line\nbreak, nul\x00, ünïcødé 𝄞, '; DROP TABLE job; --"
+    with Session(create_engine(get_settings().database_url)) as session:
+        key_id, _ = _key(session)
+        session.commit()
+        row = {**_row(key_id), "request_id": "%s'\\", "idempotency_key": awkward[:100]}
+        row["payload"] = {**row["payload"], "note": awkward * 3}
+        held = HeldConnection()
+        with held.use() as conn:
+            assert insert_jobs(conn, [row], [True]) == 1
+        held.discard()
+        stored = session.execute(select(Job.payload, Job.request_id, Job.idempotency_key)
+                                 .where(Job.id == row["id"])).one()
+    assert tuple(stored) == (row["payload"], "%s'\\", awkward[:100])
