@@ -56,7 +56,7 @@ BACKSLASH_ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r")
 def escape(text: str) -> str:
     """The same as pymysql's `escape_string`, which is the quicker on short text."""
     if len(text) <= SHORT_TEXT:
-        return escape_string(text)
+        return str(escape_string(text))
     for plain, escaped in BACKSLASH_ESCAPES:
         if plain in text:
             text = text.replace(plain, escaped)

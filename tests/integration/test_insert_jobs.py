@@ -58,7 +58,8 @@ def test_the_writers_connection_autocommits_so_the_insert_is_durable_when_it_ret
 
 
 def test_text_that_needs_escaping_reads_back_as_given_through_the_checked_insert():
-    awkward = "it's \"quoted\", back\\slash, %s and 50%, line\nbreak, nul\x00, ünïcødé 𝄞, '; DROP TABLE job; --"
+    awkward = ("it's \"quoted\", back\\slash, %s and 50%, line\nbreak, nul\x00, ünïcødé 𝄞, "
+               "'; DROP TABLE job; --")
     with Session(create_engine(get_settings().database_url)) as session:
         key_id, _ = _key(session)
         session.commit()
