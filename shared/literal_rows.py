@@ -10,7 +10,8 @@ escapes, which is many times quicker on an event's JSON than `str.translate` loo
 character), or by doubling quotes while the session is in NO_BACKSLASH_ESCAPES mode (as pymysql
 itself does), timestamps by pymysql's converter. The statement goes to the DB-API
 cursor without parameters, so nothing in it is taken for a placeholder. Elsewhere (SQLite, the
-embedded profile) the rows are bound as usual.
+embedded profile) the rows are bound as usual. `text_literal` renders one string the same way, for
+the job writer's key-checked INSERT (shared/jobs/rows.py).
 """
 
 from collections.abc import Callable, Sequence
