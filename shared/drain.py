@@ -6,28 +6,32 @@ waiting in them:
     repeat:
       1. which of the slots have unfinished jobs? (one read, outside any lock)  none: done
       2. in one transaction:
-         - lock those slots' rows in `apply_slot`, skipping the rows another worker holds
-           (SELECT ... FOR UPDATE SKIP LOCKED); none left: done (their holders take the jobs);
-         - take the held slots' oldest unfinished jobs, at most APPLY_BATCH_SIZE jobs and about
-           APPLY_BATCH_LINES lines;
+         - choose the slots of the next transaction's worth of work (`slots_of_next_work`: the
+           oldest jobs' slots, each slot's jobs all before the next slot's, at most APPLY_BATCH_SIZE
+           jobs and about APPLY_BATCH_LINES lines) and lock their rows in `apply_slot`, skipping
+           the rows another worker holds (SELECT ... FOR UPDATE SKIP LOCKED); all skipped: choose
+           again from the rest; nothing left: done (the holders take the jobs);
+         - take the held slots' oldest unfinished jobs, within the same bounds;
          - count an attempt on them, committed at once on a second connection, so a job that
            keeps killing workers is given up after MAX_JOB_ATTEMPTS;
          - apply them (shared/stock/apply.py) and commit, with their outcomes;
       3. publish the outcomes (status copies, wake-ups, metrics, log lines) and go on with the
-         slots held in 2.
+         slots of 1 that no other worker held in 2.
 
 Order: a slot's jobs are applied only under its lock, oldest accepted first, so one warehouse's
 commands never run in two places at once nor overtake each other. Exactly once: `apply_jobs` locks
 each job row and skips a finished one. Nothing left behind: a worker that skips a slot does so
 while another holds it, and the jobs it came for were committed before its message was sent; the
-holder's next step 1 runs after its commit released the lock, and sees them. No timer: an idle
+holder's next step 1 runs after its commit released the lock, and sees them. Both workers busy: a
+transaction locks only the slots it takes jobs from, so while one worker applies a warehouse's bulk
+upload, another applies the next warehouse's. No timer: an idle
 worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
 meanwhile into its next transaction.
 
 Wake-ups are not drained twice: under load they arrive faster than drains end, and each one drained
 cost a read of the waiting slots and a transaction that found them applied or held. A drain of
 every slot that ends (nothing waiting, or the rest held by other workers) began by reading every
-slot at some S, then went on with the slots it held until they were empty: every job committed
+slot at some S, then went on with the slots it did not find held until they were empty: every job committed
 before S is applied, or will be by its slot's holder. A wake-up sent before S, less
 CLOCK_SKEW_SECONDS for the API's clock against this one, announces jobs committed before it was
 sent, so it is `covered` and dropped (`wakeup_covered`). Were a clock further off than that, a job
@@ -51,7 +55,7 @@ from shared.apply_metrics import BATCH_SIZE, DRAINS, record_outcomes
 from shared.held_connection import HeldConnection
 from shared.jobs.documents import from_outcome
 from shared.jobs.outcome import JobOutcome
-from shared.jobs.rows import mark_attempt, oldest_unfinished, slots_with_unfinished
+from shared.jobs.rows import mark_attempt, oldest_unfinished, slots_of_next_work, slots_with_unfinished
 from shared.logs import log_context
 from shared.models import ApplySlot, utcnow
 from shared.settings import get_settings
@@ -114,6 +118,7 @@ def _held(use: Literal["statements", "transactions"]) -> HeldConnection:
 
 class _Step(NamedTuple):
     held: list[int]
+    skipped: list[int]  # held by other workers
     outcomes: list[JobOutcome]
 
 
@@ -140,12 +145,12 @@ def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
             max_jobs = 1
             continue
         if not step.held:
-            ended = "held_elsewhere" if not applied else ended
+            ended = "held_elsewhere" if step.skipped and not applied else ended
             break
         publish_outcomes(step.outcomes)
         applied.extend(step.outcomes)
         ended = "applied" if applied else ended
-        focus = step.held
+        focus = [slot for slot in waiting if slot not in step.skipped]
     if slots is None:  # its first read was of every slot: what was committed before it is seen to
         _coverage.extend(started)
     DRAINS.labels(ended).inc()
@@ -169,20 +174,38 @@ def _apply_next(slots: list[int], max_jobs: int) -> _Step:
     counted: set[str] = set()  # attempts already counted, should the transaction be retried
 
     def work(conn: Connection) -> _Step:
-        held = list(conn.scalars(_LOCK_SLOTS, {"slots": slots}))
+        held, skipped = _hold_next(conn, slots, max_jobs, settings.apply_batch_lines)
         if not held:
-            return _Step([], [])
+            return _Step([], skipped, [])
         job_ids = oldest_unfinished(conn, held, max_jobs=max_jobs, max_lines=settings.apply_batch_lines)
         if not job_ids:
-            return _Step(held, [])
+            return _Step(held, skipped, [])
         _count_attempt(conn, [j for j in job_ids if j not in counted])
         counted.update(job_ids)
         BATCH_SIZE.observe(len(job_ids))
-        return _Step(held, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts))
+        return _Step(held, skipped, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts))
 
     with log_context(batch_id=uuid.uuid4().hex[:12]):
         return run_in_held_transaction(work, _held("transactions"), name="apply",
                                        max_lock_retries=settings.max_transaction_retries)
+
+
+def _hold_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
+               ) -> tuple[list[int], list[int]]:
+    """Lock the slots of the next transaction's work; returns the slots held and those skipped
+    because another worker holds them. Locking every waiting slot kept the other workers idle
+    while one applied a bulk upload (docs/performance.md)."""
+    untried, skipped = slots, []
+    while untried:
+        chosen = slots_of_next_work(conn, untried, max_jobs=max_jobs, max_lines=max_lines)
+        if not chosen:
+            break
+        held = list(conn.scalars(_LOCK_SLOTS, {"slots": chosen}))
+        skipped += [slot for slot in chosen if slot not in held]
+        if held:
+            return held, skipped
+        untried = [slot for slot in untried if slot not in chosen]
+    return [], skipped
 
 
 def _count_attempt(conn: Connection, job_ids: Sequence[str]) -> None:

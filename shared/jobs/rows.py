@@ -160,6 +160,30 @@ def oldest_unfinished(conn: Connection, slots: Sequence[int], *, max_jobs: int,
     return taken
 
 
+_OLDEST_BY_SLOT = (select(_job.slot, _job.line_count)
+                   .where(_job.status.in_(UNFINISHED), _job.slot.in_(bindparam("slots", expanding=True)))
+                   .order_by(_job.submitted_at, _job.id).limit(bindparam("most")))
+
+
+def slots_of_next_work(conn: Connection, slots: Sequence[int], *, max_jobs: int,
+                       max_lines: int) -> list[int]:
+    """Which of these slots the next transaction should take its jobs from: the slot of the oldest
+    waiting job, then the next oldest job's slot, and so on, each with all its waiting jobs, while
+    they fit in `max_jobs` and `max_lines`. Many small commands' slots go together; a slot whose
+    jobs alone fill a transaction (a bulk upload) goes alone, and leaves the others to another worker."""
+    lines_by_slot: dict[int, int] = {}  # in the order of each slot's oldest job
+    for slot, lines in conn.execute(_OLDEST_BY_SLOT, {"slots": list(slots), "most": max_jobs}):
+        lines_by_slot[slot] = lines_by_slot.get(slot, 0) + lines
+    chosen: list[int] = []
+    total = 0
+    for slot, lines in lines_by_slot.items():
+        if chosen and total + lines > max_lines:
+            break
+        chosen.append(slot)
+        total += lines
+    return sorted(chosen)
+
+
 _STALE_SLOTS = (select(_job.slot).distinct()
                 .where(_job.status.in_(UNFINISHED), _job.submitted_at < bindparam("before")))
 
