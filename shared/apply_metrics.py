@@ -27,6 +27,10 @@ DRAINS = Counter(
     "were applied), `nothing_waiting` (an earlier drain had applied them: a redelivered or late "
     "wake-up), `held_elsewhere` (another worker holds the slots and applies them), `covered` (a "
     "wake-up sent before a whole drain that came after it had started: not drained again).", ["result"])
+HANDED_OFF = Counter(
+    "stock_worker_handoffs_total",
+    "Wake-ups a worker sent for waiting slots its transaction left to the other workers (a bulk "
+    "upload in one warehouse while another's waits).")
 BATCH_SIZE = Histogram("stock_worker_batch_jobs", "Jobs applied together in one transaction.",
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000))
 TRANSACTION_SECONDS = Histogram(

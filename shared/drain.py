@@ -47,17 +47,20 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select
 
-from shared.apply_metrics import BATCH_SIZE, DRAINS, record_outcomes
+from shared.apply_metrics import BATCH_SIZE, DRAINS, HANDED_OFF, record_outcomes
+from shared.celery_app import send_wakeups
 from shared.held_connection import HeldConnection
 from shared.jobs.documents import from_outcome
 from shared.jobs.outcome import JobOutcome
 from shared.jobs.rows import mark_attempt, oldest_unfinished, slots_of_next_work, slots_with_unfinished
 from shared.logs import log_context
 from shared.models import ApplySlot, utcnow
+from shared.ordering import shard_for_slot
 from shared.settings import get_settings
 from shared.status_board import StatusBoardUnavailable, get_status_board
 from shared.stock.apply import apply_jobs
@@ -120,6 +123,7 @@ class _Step(NamedTuple):
     held: list[int]
     skipped: list[int]  # held by other workers
     outcomes: list[JobOutcome]
+    handed_off: bool = False  # other workers were woken for waiting slots this step left
 
 
 def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
@@ -130,12 +134,13 @@ def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
     applied: list[JobOutcome] = []
     ended = "nothing_waiting"
     started = time.time()
+    handed_off = False
     while focus is None or focus:
         waiting = _waiting(focus)
         if not waiting:
             break
         try:
-            step = _apply_next(waiting, max_jobs)
+            step = _apply_next(waiting, max_jobs, hand_off=not handed_off)
         except Exception:
             if max_jobs == 1:
                 raise
@@ -147,6 +152,7 @@ def drain(slots: Iterable[int] | None = None) -> list[JobOutcome]:
         if not step.held:
             ended = "held_elsewhere" if step.skipped and not applied else ended
             break
+        handed_off = handed_off or step.handed_off
         publish_outcomes(step.outcomes)
         applied.extend(step.outcomes)
         ended = "applied" if applied else ended
@@ -169,7 +175,7 @@ def _waiting(slots: list[int] | None) -> list[int]:
                         name="find_waiting")
 
 
-def _apply_next(slots: list[int], max_jobs: int) -> _Step:
+def _apply_next(slots: list[int], max_jobs: int, hand_off: bool) -> _Step:
     settings = get_settings()
     counted: set[str] = set()  # attempts already counted, should the transaction be retried
 
@@ -177,13 +183,17 @@ def _apply_next(slots: list[int], max_jobs: int) -> _Step:
         held, skipped = _hold_next(conn, slots, max_jobs, settings.apply_batch_lines)
         if not held:
             return _Step([], skipped, [])
+        left = [slot for slot in slots if slot not in held and slot not in skipped]
+        if left and hand_off:
+            _hand_off.send(left)
         job_ids = oldest_unfinished(conn, held, max_jobs=max_jobs, max_lines=settings.apply_batch_lines)
         if not job_ids:
-            return _Step(held, skipped, [])
+            return _Step(held, skipped, [], bool(left) and hand_off)
         _count_attempt(conn, [j for j in job_ids if j not in counted])
         counted.update(job_ids)
         BATCH_SIZE.observe(len(job_ids))
-        return _Step(held, skipped, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts))
+        return _Step(held, skipped, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts),
+                     bool(left) and hand_off)
 
     with log_context(batch_id=uuid.uuid4().hex[:12]):
         return run_in_held_transaction(work, _held("transactions"), name="apply",
@@ -206,6 +216,40 @@ def _hold_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
             return held, skipped
         untried = [slot for slot in untried if slot not in chosen]
     return [], skipped
+
+
+class _HandOff:
+    """Wakes the other workers for slots a drain's transaction leaves waiting. Without it, the
+    wake-ups that reached them while one transaction held every slot were spent, and one worker
+    applied a whole bulk upload alone while the other sat idle. A wake-up is only a hint (this
+    drain, and the sweep, still apply what waits), so it is sent on a thread of its own, never
+    holding a transaction open on a slow broker, and dropped while the previous one is in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hand-off")
+        self._in_flight: Future[None] | None = None
+
+    def send(self, slots: list[int]) -> None:
+        with self._lock:
+            if self._in_flight is None or self._in_flight.done():
+                self._in_flight = self._pool.submit(self._wake, slots)
+
+    @staticmethod
+    def _wake(slots: list[int]) -> None:
+        shard_count = get_settings().shard_count
+        by_shard: dict[int, list[int]] = {}
+        for slot in slots:
+            by_shard.setdefault(shard_for_slot(slot, shard_count), []).append(slot)
+        try:
+            send_wakeups(by_shard)
+        except Exception:  # noqa: BLE001 - a hint lost: the jobs wait for this drain or the sweep
+            log.warning("could not wake other workers for slots %s", slots[:20], exc_info=True)
+        else:
+            HANDED_OFF.inc()
+
+
+_hand_off = _HandOff()
 
 
 def _count_attempt(conn: Connection, job_ids: Sequence[str]) -> None:
