@@ -6,11 +6,13 @@ waiting in them:
     repeat:
       1. which of the slots have unfinished jobs? (one read, outside any lock)  none: done
       2. in one transaction:
-         - choose the slots of the next transaction's worth of work (`slots_of_next_work`: the
-           oldest jobs' slots, each slot's jobs all before the next slot's, at most APPLY_BATCH_SIZE
-           jobs and about APPLY_BATCH_LINES lines) and lock their rows in `apply_slot`, skipping
-           the rows another worker holds (SELECT ... FOR UPDATE SKIP LOCKED); all skipped: choose
-           again from the rest; nothing left: done (the holders take the jobs);
+         - choose the slots of a transaction's worth of work (`slots_of_next_work`: the oldest
+           jobs' slots, each slot's jobs before the next slot's, at most APPLY_BATCH_SIZE jobs and
+           about APPLY_BATCH_LINES lines) and lock their rows in `apply_slot`, skipping the rows
+           another worker holds (SELECT ... FOR UPDATE SKIP LOCKED); all skipped: choose again
+           from the rest; none left: done (their holders take the jobs);
+         - slots still waiting that this transaction leaves: wake the other workers for them
+           (once a drain);
          - take the held slots' oldest unfinished jobs, within the same bounds;
          - count an attempt on them, committed at once on a second connection, so a job that
            keeps killing workers is given up after MAX_JOB_ATTEMPTS;
@@ -22,17 +24,17 @@ Order: a slot's jobs are applied only under its lock, oldest accepted first, so 
 commands never run in two places at once nor overtake each other. Exactly once: `apply_jobs` locks
 each job row and skips a finished one. Nothing left behind: a worker that skips a slot does so
 while another holds it, and the jobs it came for were committed before its message was sent; the
-holder's next step 1 runs after its commit released the lock, and sees them. Both workers busy: a
-transaction locks only the slots it takes jobs from, so while one worker applies a warehouse's bulk
-upload, another applies the next warehouse's. No timer: an idle
-worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
+holder's next step 1 runs after its commit released the lock, and sees them. Every worker busy: a
+transaction locks only the slots it takes jobs from and wakes the others for the rest, so while
+one worker applies a warehouse's bulk upload another applies the next warehouse's. No timer: an
+idle worker applies a job as soon as its wake-up arrives; a busy one takes everything that arrived
 meanwhile into its next transaction.
 
 Wake-ups are not drained twice: under load they arrive faster than drains end, and each one drained
 cost a read of the waiting slots and a transaction that found them applied or held. A drain of
 every slot that ends (nothing waiting, or the rest held by other workers) began by reading every
-slot at some S, then went on with the slots it did not find held until they were empty: every job committed
-before S is applied, or will be by its slot's holder. A wake-up sent before S, less
+slot at some S, then went on with the slots it did not find held until they were empty: every
+job committed before S is applied, or will be by its slot's holder. A wake-up sent before S, less
 CLOCK_SKEW_SECONDS for the API's clock against this one, announces jobs committed before it was
 sent, so it is `covered` and dropped (`wakeup_covered`). Were a clock further off than that, a job
 would wait for the sweep, never be lost.
