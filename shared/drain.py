@@ -209,7 +209,9 @@ def _hold_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
     while one applied a bulk upload (docs/performance.md)."""
     untried, skipped = slots, []
     while untried:
-        chosen = slots_of_next_work(conn, untried, max_jobs=max_jobs, max_lines=max_lines)
+        # One slot (one hot warehouse) needs no choosing: the lock is the only question.
+        chosen = untried if len(untried) == 1 else slots_of_next_work(
+            conn, untried, max_jobs=max_jobs, max_lines=max_lines)
         if not chosen:
             break
         held = list(conn.scalars(_LOCK_SLOTS, {"slots": chosen}))
