@@ -6,14 +6,14 @@ waiting in them:
     repeat:
       1. which of the slots have unfinished jobs? (one read, outside any lock)  none: done
       2. in one transaction:
-         - choose the slots of a transaction's worth of work (`slots_of_next_work`: the oldest
-           jobs' slots, each slot's jobs before the next slot's, at most APPLY_BATCH_SIZE jobs and
-           about APPLY_BATCH_LINES lines) and lock their rows in `apply_slot`, skipping the rows
-           another worker holds (SELECT ... FOR UPDATE SKIP LOCKED); all skipped: choose again
-           from the rest; none left: done (their holders take the jobs);
+         - read the oldest waiting jobs (at most APPLY_BATCH_SIZE), choose their slots, each
+           slot's jobs before the next slot's, for about APPLY_BATCH_LINES lines (`_take_next`),
+           and lock those slots' rows in `apply_slot`, skipping the rows another worker holds
+           (SELECT ... FOR UPDATE SKIP LOCKED); all skipped: choose again from the rest; none
+           left: done (their holders take the jobs);
          - slots still waiting that this transaction leaves: wake the other workers for them
            (once a drain);
-         - take the held slots' oldest unfinished jobs, within the same bounds;
+         - take the held slots' jobs read above;
          - count an attempt on them, committed at once on a second connection, so a job that
            keeps killing workers is given up after MAX_JOB_ATTEMPTS;
          - apply them (shared/stock/apply.py) and commit, with their outcomes;
@@ -59,7 +59,7 @@ from shared.celery_app import send_wakeups
 from shared.held_connection import HeldConnection
 from shared.jobs.documents import from_outcome
 from shared.jobs.outcome import JobOutcome
-from shared.jobs.rows import mark_attempt, oldest_unfinished, slots_of_next_work, slots_with_unfinished
+from shared.jobs.rows import WaitingJob, mark_attempt, oldest_waiting, slots_with_unfinished
 from shared.logs import log_context
 from shared.models import ApplySlot, utcnow
 from shared.ordering import shard_for_slot
@@ -182,44 +182,85 @@ def _apply_next(slots: list[int], max_jobs: int, hand_off: bool) -> _Step:
     counted: set[str] = set()  # attempts already counted, should the transaction be retried
 
     def work(conn: Connection) -> _Step:
-        held, skipped = _hold_next(conn, slots, max_jobs, settings.apply_batch_lines)
+        held, skipped, job_ids = _take_next(conn, slots, max_jobs, settings.apply_batch_lines)
         if not held:
             return _Step([], skipped, [])
         left = [slot for slot in slots if slot not in held and slot not in skipped]
         if left and hand_off:
             _hand_off.send(left)
-        job_ids = oldest_unfinished(conn, held, max_jobs=max_jobs, max_lines=settings.apply_batch_lines)
         if not job_ids:
             return _Step(held, skipped, [], bool(left) and hand_off)
         _count_attempt(conn, [j for j in job_ids if j not in counted])
         counted.update(job_ids)
         BATCH_SIZE.observe(len(job_ids))
-        return _Step(held, skipped, apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts),
-                     bool(left) and hand_off)
+        outcomes = apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts)
+        # A job read before its slot was locked may have been finished meanwhile by the slot's
+        # previous holder, which published it: `apply_jobs` skipped it, and so does the drain.
+        return _Step(held, skipped, [o for o in outcomes if not o.already_applied], bool(left) and hand_off)
 
     with log_context(batch_id=uuid.uuid4().hex[:12]):
         return run_in_held_transaction(work, _held("transactions"), name="apply",
                                        max_lock_retries=settings.max_transaction_retries)
 
 
-def _hold_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
-               ) -> tuple[list[int], list[int]]:
-    """Lock the slots of the next transaction's work; returns the slots held and those skipped
-    because another worker holds them. Locking every waiting slot kept the other workers idle
-    while one applied a bulk upload (docs/performance.md)."""
+def _take_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
+               ) -> tuple[list[int], list[int], list[str]]:
+    """Lock the slots of the next transaction's work and pick its jobs; returns the slots held,
+    those skipped because another worker holds them, and the jobs' ids in accepted order.
+
+    The oldest waiting jobs are read first and their slots chosen, a slot's jobs before the next
+    slot's, while they fit in `max_jobs` and `max_lines`: many small commands' slots go together,
+    a slot whose jobs fill a transaction (a bulk upload) goes alone and leaves the rest to another
+    worker. Locking every waiting slot had kept the other workers idle while one applied a bulk
+    upload (docs/performance.md). A slot found held is skipped and the choice made again from the
+    rest."""
+    if len(slots) == 1:  # one hot warehouse: nothing to choose, so the lock first and a fresh read
+        held = list(conn.scalars(_LOCK_SLOTS, {"slots": slots}))
+        if not held:
+            return [], slots, []
+        return held, [], [job.id for job in _within(oldest_waiting(conn, held, max_jobs=max_jobs), max_lines)]
     untried, skipped = slots, []
-    while untried:
-        # One slot (one hot warehouse) needs no choosing: the lock is the only question.
-        chosen = untried if len(untried) == 1 else slots_of_next_work(
-            conn, untried, max_jobs=max_jobs, max_lines=max_lines)
-        if not chosen:
-            break
+    waiting = oldest_waiting(conn, untried, max_jobs=max_jobs)
+    while waiting:
+        chosen = _slots_of(waiting, max_lines)
         held = list(conn.scalars(_LOCK_SLOTS, {"slots": chosen}))
         skipped += [slot for slot in chosen if slot not in held]
         if held:
-            return held, skipped
+            ours = [job for job in waiting if job.slot in held]
+            return held, skipped, [job.id for job in _within(ours, max_lines)]
         untried = [slot for slot in untried if slot not in chosen]
-    return [], skipped
+        waiting = [job for job in waiting if job.slot not in chosen]
+        if not waiting and untried:
+            waiting = oldest_waiting(conn, untried, max_jobs=max_jobs)
+    return [], skipped, []
+
+
+def _slots_of(waiting: list[WaitingJob], max_lines: int) -> list[int]:
+    """The slots of the oldest jobs, each slot with all its jobs here, while they fit in `max_lines`
+    (the first slot whatever its lines)."""
+    lines_by_slot: dict[int, int] = {}  # in the order of each slot's oldest job
+    for job in waiting:
+        lines_by_slot[job.slot] = lines_by_slot.get(job.slot, 0) + job.line_count
+    chosen: list[int] = []
+    total = 0
+    for slot, lines in lines_by_slot.items():
+        if chosen and total + lines > max_lines:
+            break
+        chosen.append(slot)
+        total += lines
+    return sorted(chosen)
+
+
+def _within(jobs: list[WaitingJob], max_lines: int) -> list[WaitingJob]:
+    """The first jobs while their lines fit in `max_lines` (the first job whatever its lines)."""
+    taken: list[WaitingJob] = []
+    lines = 0
+    for job in jobs:
+        if taken and lines + job.line_count > max_lines:
+            break
+        taken.append(job)
+        lines += job.line_count
+    return taken
 
 
 class _HandOff:

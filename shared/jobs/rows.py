@@ -6,7 +6,7 @@ the database spent running them."""
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -140,48 +140,21 @@ def slots_with_unfinished(conn: Connection | Session, slots: Iterable[int] | Non
     return sorted(conn.execute(_PENDING_SLOTS, {"slots": sorted(set(slots))}).scalars())
 
 
-_OLDEST_UNFINISHED = (select(_job.id, _job.line_count)
-                      .where(_job.status.in_(UNFINISHED), _job.slot.in_(bindparam("slots", expanding=True)))
-                      .order_by(_job.submitted_at, _job.id).limit(bindparam("most")))
-
-
-def oldest_unfinished(conn: Connection, slots: Sequence[int], *, max_jobs: int,
-                      max_lines: int) -> list[str]:
-    """The next jobs of these slots in accepted order: at most `max_jobs`, and no more lines than
-    `max_lines` unless the first job alone has more."""
-    rows = conn.execute(_OLDEST_UNFINISHED, {"slots": list(slots), "most": max_jobs}).all()
-    taken: list[str] = []
-    lines = 0
-    for job_id, job_lines in rows:
-        if taken and lines + job_lines > max_lines:
-            break
-        taken.append(job_id)
-        lines += job_lines
-    return taken
-
-
-_OLDEST_BY_SLOT = (select(_job.slot, _job.line_count)
+_OLDEST_WAITING = (select(_job.id, _job.slot, _job.line_count)
                    .where(_job.status.in_(UNFINISHED), _job.slot.in_(bindparam("slots", expanding=True)))
                    .order_by(_job.submitted_at, _job.id).limit(bindparam("most")))
 
 
-def slots_of_next_work(conn: Connection, slots: Sequence[int], *, max_jobs: int,
-                       max_lines: int) -> list[int]:
-    """Which of these slots the next transaction should take its jobs from: the slot of the oldest
-    waiting job, then the next oldest job's slot, and so on, each with all its waiting jobs, while
-    they fit in `max_jobs` and `max_lines`. Many small commands' slots go together; a slot whose
-    jobs alone fill a transaction (a bulk upload) goes alone, and leaves the others to another worker."""
-    lines_by_slot: dict[int, int] = {}  # in the order of each slot's oldest job
-    for slot, lines in conn.execute(_OLDEST_BY_SLOT, {"slots": list(slots), "most": max_jobs}):
-        lines_by_slot[slot] = lines_by_slot.get(slot, 0) + lines
-    chosen: list[int] = []
-    total = 0
-    for slot, lines in lines_by_slot.items():
-        if chosen and total + lines > max_lines:
-            break
-        chosen.append(slot)
-        total += lines
-    return sorted(chosen)
+class WaitingJob(NamedTuple):
+    id: str
+    slot: int
+    line_count: int
+
+
+def oldest_waiting(conn: Connection, slots: Sequence[int], *, max_jobs: int) -> list[WaitingJob]:
+    """The oldest unfinished jobs of these slots, at most `max_jobs`, in accepted order."""
+    rows = conn.execute(_OLDEST_WAITING, {"slots": list(slots), "most": max_jobs})
+    return [WaitingJob(*row) for row in rows]
 
 
 _STALE_SLOTS = (select(_job.slot).distinct()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared import drain as drains
 from shared.held_connection import HeldConnection
-from shared.jobs.rows import insert_jobs, new_row, slots_of_next_work
+from shared.jobs.rows import insert_jobs, new_row
 from shared.models import Job, Product, Warehouse, utcnow
 from shared.ordering import shard_for_slot, slot_for
 from shared.settings import get_settings
@@ -63,26 +63,30 @@ def _statuses(engine, job_ids: list[str]) -> list[str]:
     return [status[job_id] for job_id in job_ids]
 
 
-def test_small_jobs_of_several_slots_go_in_one_transaction_oldest_slot_first(catalog):
+def _take_next(engine, slots: list[int], max_jobs: int, max_lines: int):
+    """What a drain's next transaction would hold, skip and apply, its locks let go at once."""
+    with engine.connect() as conn, conn.begin():
+        return drains._take_next(conn, slots, max_jobs, max_lines)
+
+
+def test_small_jobs_of_several_slots_go_in_one_transaction_in_accepted_order(catalog):
     (first, second), sku, engine = catalog
-    _accept([(second, sku, 1), (first, sku, 1), (second, sku, 1)])
-    with engine.connect() as conn:
-        chosen = slots_of_next_work(conn, [slot_for(first), slot_for(second)], max_jobs=200, max_lines=100)
-        only_oldest = slots_of_next_work(conn, [slot_for(first), slot_for(second)], max_jobs=1, max_lines=100)
-    assert chosen == sorted([slot_for(first), slot_for(second)])
-    assert only_oldest == [slot_for(second)]
+    jobs = _accept([(second, sku, 1), (first, sku, 1), (second, sku, 1)])
+    slots = [slot_for(first), slot_for(second)]
+    assert _take_next(engine, slots, 200, 100) == (sorted(slots), [], jobs)
+    # Room for one job: the oldest, in its slot alone.
+    assert _take_next(engine, slots, 1, 100) == ([slot_for(second)], [], jobs[:1])
 
 
 def test_a_slot_whose_jobs_fill_a_transaction_goes_alone(catalog):
     (first, second), sku, engine = catalog
-    _accept([(first, sku, 5_000), (second, sku, 5_000), (first, sku, 5_000)])
+    jobs = _accept([(first, sku, 5_000), (second, sku, 5_000), (first, sku, 5_000)])
     slots = [slot_for(first), slot_for(second)]
-    with engine.connect() as conn:
-        assert slots_of_next_work(conn, slots, max_jobs=200, max_lines=10_000) == [slot_for(first)]
-        # One job alone over the bound is still taken, or it would never be applied.
-        assert slots_of_next_work(conn, slots, max_jobs=200, max_lines=10) == [slot_for(first)]
-        # Room for both slots' jobs: both.
-        assert slots_of_next_work(conn, slots, max_jobs=200, max_lines=15_000) == sorted(slots)
+    assert _take_next(engine, slots, 200, 10_000) == ([slot_for(first)], [], [jobs[0], jobs[2]])
+    # One job alone over the bound is still taken, or it would never be applied.
+    assert _take_next(engine, slots, 200, 10) == ([slot_for(first)], [], jobs[:1])
+    # Room for both slots' jobs: both, in accepted order.
+    assert _take_next(engine, slots, 200, 15_000) == (sorted(slots), [], jobs)
 
 
 def test_while_one_worker_applies_a_slot_another_drains_the_next_and_leaves_the_held_one(catalog):
@@ -92,8 +96,8 @@ def test_while_one_worker_applies_a_slot_another_drains_the_next_and_leaves_the_
     slots = [slot_for(first), slot_for(second)]
     with engine.connect() as other_worker:
         other_worker.begin()
-        held, skipped = drains._hold_next(other_worker, slots, 200, 20_000)
-        assert (held, skipped) == ([slot_for(first)], [])  # the oldest job's slot, alone
+        held, skipped, taken = drains._take_next(other_worker, slots, 200, 20_000)
+        assert (held, skipped, taken) == ([slot_for(first)], [], first_jobs[:1])  # the oldest job's slot
 
         outcomes = drains.drain(slots)
 
@@ -111,7 +115,7 @@ def test_a_drain_that_finds_every_slot_held_applies_nothing_and_says_so(catalog)
     slots = [slot_for(first), slot_for(second)]
     with engine.connect() as other_worker:
         other_worker.begin()
-        assert drains._hold_next(other_worker, slots, 200, 100) == (sorted(slots), [])
+        assert drains._take_next(other_worker, slots, 200, 100) == (sorted(slots), [], jobs)
         assert drains.drain(slots) == []
         assert _statuses(engine, jobs) == ["queued", "queued"]
         other_worker.rollback()
