@@ -182,10 +182,9 @@ def _apply_next(slots: list[int], max_jobs: int, hand_off: bool) -> _Step:
     counted: set[str] = set()  # attempts already counted, should the transaction be retried
 
     def work(conn: Connection) -> _Step:
-        held, skipped, job_ids = _take_next(conn, slots, max_jobs, settings.apply_batch_lines)
+        held, skipped, job_ids, left = _take_next(conn, slots, max_jobs, settings.apply_batch_lines)
         if not held:
             return _Step([], skipped, [])
-        left = [slot for slot in slots if slot not in held and slot not in skipped]
         if left and hand_off:
             _hand_off.send(left)
         if not job_ids:
@@ -203,10 +202,15 @@ def _apply_next(slots: list[int], max_jobs: int, hand_off: bool) -> _Step:
                                        max_lock_retries=settings.max_transaction_retries)
 
 
-def _take_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
-               ) -> tuple[list[int], list[int], list[str]]:
-    """Lock the slots of the next transaction's work and pick its jobs; returns the slots held,
-    those skipped because another worker holds them, and the jobs' ids in accepted order.
+class _Take(NamedTuple):
+    held: list[int]
+    skipped: list[int]  # held by other workers
+    job_ids: list[str]  # in accepted order
+    left: list[int]  # slots with jobs waiting that this transaction leaves
+
+
+def _take_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int) -> _Take:
+    """Lock the slots of the next transaction's work and pick its jobs.
 
     The oldest waiting jobs are read first and their slots chosen, a slot's jobs before the next
     slot's, while they fit in `max_jobs` and `max_lines`: many small commands' slots go together,
@@ -217,22 +221,29 @@ def _take_next(conn: Connection, slots: list[int], max_jobs: int, max_lines: int
     if len(slots) == 1:  # one hot warehouse: nothing to choose, so the lock first and a fresh read
         held = list(conn.scalars(_LOCK_SLOTS, {"slots": slots}))
         if not held:
-            return [], slots, []
-        return held, [], [job.id for job in _within(oldest_waiting(conn, held, max_jobs=max_jobs), max_lines)]
+            return _Take([], slots, [], [])
+        jobs = _within(oldest_waiting(conn, held, max_jobs=max_jobs), max_lines)
+        return _Take(held, [], [job.id for job in jobs], [])
     untried, skipped = slots, []
     waiting = oldest_waiting(conn, untried, max_jobs=max_jobs)
+    seen_all = len(waiting) < max_jobs  # every waiting job of the untried slots is in `waiting`
     while waiting:
         chosen = _slots_of(waiting, max_lines)
         held = list(conn.scalars(_LOCK_SLOTS, {"slots": chosen}))
         skipped += [slot for slot in chosen if slot not in held]
         if held:
+            # Slots that were waiting at the first read but have no job in this one were emptied
+            # meanwhile by another worker: not left, nobody is woken for them.
+            maybe = {job.slot for job in waiting} if seen_all else set(untried)
+            left = sorted(maybe.difference(held, skipped))
             ours = [job for job in waiting if job.slot in held]
-            return held, skipped, [job.id for job in _within(ours, max_lines)]
+            return _Take(held, skipped, [job.id for job in _within(ours, max_lines)], left)
         untried = [slot for slot in untried if slot not in chosen]
         waiting = [job for job in waiting if job.slot not in chosen]
-        if not waiting and untried:
+        if not waiting and untried and not seen_all:
             waiting = oldest_waiting(conn, untried, max_jobs=max_jobs)
-    return [], skipped, []
+            seen_all = len(waiting) < max_jobs
+    return _Take([], skipped, [], [])
 
 
 def _slots_of(waiting: list[WaitingJob], max_lines: int) -> list[int]:

@@ -73,20 +73,29 @@ def test_small_jobs_of_several_slots_go_in_one_transaction_in_accepted_order(cat
     (first, second), sku, engine = catalog
     jobs = _accept([(second, sku, 1), (first, sku, 1), (second, sku, 1)])
     slots = [slot_for(first), slot_for(second)]
-    assert _take_next(engine, slots, 200, 100) == (sorted(slots), [], jobs)
-    # Room for one job: the oldest, in its slot alone.
-    assert _take_next(engine, slots, 1, 100) == ([slot_for(second)], [], jobs[:1])
+    assert _take_next(engine, slots, 200, 100) == (sorted(slots), [], jobs, [])
+    # Room for one job: the oldest, in its slot alone; the other slot's jobs are left to others.
+    assert _take_next(engine, slots, 1, 100) == ([slot_for(second)], [], jobs[:1], [slot_for(first)])
+
+
+def test_a_slot_emptied_since_the_drain_looked_is_not_left_to_anyone(catalog):
+    (first, second), sku, engine = catalog
+    jobs = _accept([(first, sku, 1)])
+    # The drain saw both slots waiting; another worker has applied the second's jobs since.
+    assert _take_next(engine, [slot_for(first), slot_for(second)], 200, 100) == (
+        [slot_for(first)], [], jobs, [])
 
 
 def test_a_slot_whose_jobs_fill_a_transaction_goes_alone(catalog):
     (first, second), sku, engine = catalog
     jobs = _accept([(first, sku, 5_000), (second, sku, 5_000), (first, sku, 5_000)])
     slots = [slot_for(first), slot_for(second)]
-    assert _take_next(engine, slots, 200, 10_000) == ([slot_for(first)], [], [jobs[0], jobs[2]])
+    left = [slot_for(second)]
+    assert _take_next(engine, slots, 200, 10_000) == ([slot_for(first)], [], [jobs[0], jobs[2]], left)
     # One job alone over the bound is still taken, or it would never be applied.
-    assert _take_next(engine, slots, 200, 10) == ([slot_for(first)], [], jobs[:1])
+    assert _take_next(engine, slots, 200, 10) == ([slot_for(first)], [], jobs[:1], left)
     # Room for both slots' jobs: both, in accepted order.
-    assert _take_next(engine, slots, 200, 15_000) == (sorted(slots), [], jobs)
+    assert _take_next(engine, slots, 200, 15_000) == (sorted(slots), [], jobs, [])
 
 
 def test_while_one_worker_applies_a_slot_another_drains_the_next_and_leaves_the_held_one(catalog):
@@ -96,8 +105,9 @@ def test_while_one_worker_applies_a_slot_another_drains_the_next_and_leaves_the_
     slots = [slot_for(first), slot_for(second)]
     with engine.connect() as other_worker:
         other_worker.begin()
-        held, skipped, taken = drains._take_next(other_worker, slots, 200, 20_000)
-        assert (held, skipped, taken) == ([slot_for(first)], [], first_jobs[:1])  # the oldest job's slot
+        take = drains._take_next(other_worker, slots, 200, 20_000)
+        # The oldest job's slot alone, the other left to the others.
+        assert take == ([slot_for(first)], [], first_jobs[:1], [slot_for(second)])
 
         outcomes = drains.drain(slots)
 
@@ -115,7 +125,7 @@ def test_a_drain_that_finds_every_slot_held_applies_nothing_and_says_so(catalog)
     slots = [slot_for(first), slot_for(second)]
     with engine.connect() as other_worker:
         other_worker.begin()
-        assert drains._take_next(other_worker, slots, 200, 100) == (sorted(slots), [], jobs)
+        assert drains._take_next(other_worker, slots, 200, 100) == (sorted(slots), [], jobs, [])
         assert drains.drain(slots) == []
         assert _statuses(engine, jobs) == ["queued", "queued"]
         other_worker.rollback()
