@@ -48,9 +48,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -185,17 +185,18 @@ def _apply_next(slots: list[int], max_jobs: int, hand_off: bool) -> _Step:
         held, skipped, job_ids, left = _take_next(conn, slots, max_jobs, settings.apply_batch_lines)
         if not held:
             return _Step([], skipped, [])
-        if left and hand_off:
+        handing_off = bool(left) and hand_off
+        if handing_off:
             _hand_off.send(left)
         if not job_ids:
-            return _Step(held, skipped, [], bool(left) and hand_off)
+            return _Step(held, skipped, [], handing_off)
         _count_attempt(conn, [j for j in job_ids if j not in counted])
         counted.update(job_ids)
         BATCH_SIZE.observe(len(job_ids))
         outcomes = apply_jobs(conn, job_ids, max_attempts=settings.max_job_attempts)
         # A job read before its slot was locked may have been finished meanwhile by the slot's
         # previous holder, which published it: `apply_jobs` skipped it, and so does the drain.
-        return _Step(held, skipped, [o for o in outcomes if not o.already_applied], bool(left) and hand_off)
+        return _Step(held, skipped, [o for o in outcomes if not o.already_applied], handing_off)
 
     with log_context(batch_id=uuid.uuid4().hex[:12]):
         return run_in_held_transaction(work, _held("transactions"), name="apply",
@@ -252,25 +253,27 @@ def _slots_of(waiting: list[WaitingJob], max_lines: int) -> list[int]:
     lines_by_slot: dict[int, int] = {}  # in the order of each slot's oldest job
     for job in waiting:
         lines_by_slot[job.slot] = lines_by_slot.get(job.slot, 0) + job.line_count
-    chosen: list[int] = []
-    total = 0
-    for slot, lines in lines_by_slot.items():
-        if chosen and total + lines > max_lines:
-            break
-        chosen.append(slot)
-        total += lines
-    return sorted(chosen)
+    return sorted(_fitting(list(lines_by_slot), lines_by_slot.__getitem__, max_lines))
 
 
 def _within(jobs: list[WaitingJob], max_lines: int) -> list[WaitingJob]:
     """The first jobs while their lines fit in `max_lines` (the first job whatever its lines)."""
-    taken: list[WaitingJob] = []
+    return _fitting(jobs, lambda job: job.line_count, max_lines)
+
+
+_Item = TypeVar("_Item")
+
+
+def _fitting(items: list[_Item], lines_of: Callable[[_Item], int], max_lines: int) -> list[_Item]:
+    """The first items while their lines add up to at most `max_lines`; the first item whatever
+    its lines, or a job (or slot) larger than a transaction would never be applied."""
+    taken: list[_Item] = []
     lines = 0
-    for job in jobs:
-        if taken and lines + job.line_count > max_lines:
+    for item in items:
+        if taken and lines + lines_of(item) > max_lines:
             break
-        taken.append(job)
-        lines += job.line_count
+        taken.append(item)
+        lines += lines_of(item)
     return taken
 
 
